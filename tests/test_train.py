@@ -1,0 +1,141 @@
+"""Training, checkpoints and the cache, on a real MNIST subset."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+import cvae_lib
+from cvae_lib import setup
+from cvae_lib.__main__ import main
+from cvae_lib.train import (TrainConfig, cache_dir, load_checkpoint, load_model, load_or_train,
+                            save_checkpoint, train)
+
+SMALL = TrainConfig(num_epochs=3, batch_size=64, train_limit=1024, lr=2e-3)
+
+
+def test_training_lowers_the_test_loss_and_records_history():
+    model, history = train(SMALL, progress=False)
+    assert history.epoch == [1, 2, 3] and not history.interrupted
+    assert history.test_total[-1] < history.test_total[0] < 550
+    for split in ("train", "test"):
+        for a, b, c in zip(*(getattr(history, f"{split}_{n}") for n in ("total", "recon", "kl"))):
+            assert abs(a - (b + c)) < 1e-3 * a
+    assert history.seconds == sorted(history.seconds) and not model.training
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    config = TrainConfig(num_epochs=1, batch_size=128, train_limit=256)
+    a, _ = train(config, progress=False)
+    b, _ = train(config, progress=False)
+    c, _ = train(TrainConfig(num_epochs=1, batch_size=128, train_limit=256, seed=1),
+                 progress=False)
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(),
+                                  c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert not torch.equal(a.fc_mu.weight, c.fc_mu.weight)
+
+
+def test_ctrl_c_returns_what_was_learned():
+    def interrupt_after_second_epoch(history):
+        if len(history.epoch) == 2:
+            raise KeyboardInterrupt
+
+    model, history = train(SMALL, progress=False, on_epoch=interrupt_after_second_epoch)
+    assert history.interrupted and history.epoch == [1, 2]
+    fresh = SMALL.build_model()
+    assert not torch.equal(model.fc_mu.weight, fresh.fc_mu.weight)
+
+
+def test_interrupted_run_is_not_cached_as_finished():
+    def interrupt(history):
+        raise KeyboardInterrupt
+
+    load_or_train(SMALL, progress=False, on_epoch=interrupt)
+    assert not list(cache_dir().glob("*.pt"))
+
+
+def test_checkpoint_round_trip_is_atomic_and_safe(tmp_path):
+    model, history = train(TrainConfig(num_epochs=1, train_limit=128), progress=False)
+    path = save_checkpoint(tmp_path / "m.pt", model, TrainConfig(num_epochs=1, train_limit=128),
+                           history)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
+    payload = torch.load(path, weights_only=True)
+    assert set(payload) == {"version", "config", "state_dict", "history"}
+    loaded = load_model(path)
+    z = torch.randn(3, 16)
+    assert torch.equal(loaded.generate([1, 2, 3], z=z), model.generate([1, 2, 3], z=z))
+
+
+def test_config_mismatch_is_explained(tmp_path):
+    config = TrainConfig(num_epochs=1, train_limit=128)
+    path = save_checkpoint(tmp_path / "m.pt", config.build_model(), config)
+    with pytest.raises(ValueError, match="latent_dim: checkpoint has 16, you asked for 8"):
+        load_checkpoint(path, expected=TrainConfig(num_epochs=1, train_limit=128, latent_dim=8))
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m cvae_lib train"):
+        load_model(tmp_path / "nope.pt")
+    (tmp_path / "bad.pt").write_bytes(b"half a file")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_load_or_train_caches_by_config():
+    config = TrainConfig(num_epochs=1, train_limit=256)
+    first, _ = load_or_train(config, progress=False)
+    start = time.perf_counter()
+    second, history = load_or_train(config, progress=False)
+    assert time.perf_counter() - start < 1.5
+    assert history.epoch == [1]
+    assert torch.equal(first.fc_mu.weight.cpu(), second.fc_mu.weight.cpu())
+    assert len(list(cache_dir().glob("*.pt"))) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"latent_dim": 0}, "latent_dim must be a positive integer"),
+    ({"num_epochs": 1.5}, "num_epochs"),
+    ({"batch_size": -1}, "batch_size"),
+    ({"lr": 0}, "lr must be a number between 0 and 1"),
+    ({"lr": 5.0}, "lr must be"),
+    ({"dataset": "cifar10"}, "dataset must be one of"),
+    ({"beta": -1}, "beta"),
+    ({"schedule": "cosine"}, "schedule"),
+    ({"precision": "fp8"}, "precision"),
+    ({"train_limit": 0}, "train_limit"),
+    ({"hidden_dims": ()}, "hidden_dims"),
+])
+def test_bad_configs_fail_before_any_work(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_device_preference(monkeypatch):
+    assert setup.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert setup.pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert setup.pick_device().type == "mps"
+
+
+def test_main_job_writes_five_files(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"cvae_generated_samples.png", "cvae_conditional_generation.png",
+                     "cvae_training_curves.png", "model.pt", "metrics.json"}
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and 90 < metrics["test_loss"] < 200
+    assert metrics["train_seconds"] > 0
+    assert abs(metrics["test_loss"] - metrics["test_recon"] - metrics["test_kl"]) < 1e-6
+    assert isinstance(cvae_lib.load_model(tmp_path / "model.pt"), cvae_lib.CVAE)
+
+
+def test_main_job_rejects_bad_options(tmp_path, capsys):
+    assert main(["train", "--latent-dim", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "latent_dim must be a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
