@@ -102,10 +102,6 @@ class CVAE(nn.Module):
         self.fc_logvar = nn.Linear(self.hidden_dims[-1], self.latent_dim)
         self.decoder = mlp([self.latent_dim + self.cond_dim, *self.hidden_dims[::-1], IMAGE_DIM])
 
-    def config(self) -> dict:
-        """The constructor arguments, enough to rebuild this model from a checkpoint."""
-        return {"latent_dim": self.latent_dim, "num_classes": self.num_classes,
-                "hidden_dims": list(self.hidden_dims), "extra_classes": list(self.extra_classes)}
 
     def one_hot(self, labels: LabelsLike, extra: torch.Tensor | None = None) -> torch.Tensor:
         """The condition vector ``y_onehot``: one-hot digit, then one-hot of each extra label."""
@@ -207,7 +203,19 @@ class SimpleCVAE(CVAE):
         super().__init__(latent_dim, num_classes, hidden_dims=(256, 128),
                          extra_classes=extra_classes)
 
-    def config(self) -> dict:
-        """The constructor arguments, enough to rebuild this model from a checkpoint."""
-        return {"latent_dim": self.latent_dim, "num_classes": self.num_classes,
-                "extra_classes": list(self.extra_classes)}
+
+
+class VAE(CVAE):
+    """An unconditional VAE (01_vae_fundamentals): it is given no label information at all.
+
+    It reuses the CVAE's code with a single class: every image gets the same constant
+    "label", which is only a fixed extra input, so the model cannot be told which digit to draw.
+    """
+
+    def __init__(self, latent_dim: int = 16, hidden_dims: Sequence[int] = (256, 256)) -> None:
+        super().__init__(latent_dim, num_classes=1, hidden_dims=hidden_dims)
+
+
+    def one_hot(self, labels: LabelsLike, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """The same constant condition for every item: the labels' values are ignored."""
+        return torch.ones(len(as_labels(labels, 10)), 1, device=self.fc_mu.weight.device)

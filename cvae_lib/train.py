@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 from cvae_lib.data import DATASETS, load_dataset
 from cvae_lib.evaluate import dataset_loss
 from cvae_lib.losses import cvae_loss, kl_weight
-from cvae_lib.models import CVAE, SimpleCVAE
+from cvae_lib.models import CVAE, VAE, SimpleCVAE
+from cvae_lib.thickness import NUM_THICKNESS, thickness_labels
 from cvae_lib.setup import pick_device, seed_everything
 
-ARCHITECTURES = {"cvae": CVAE, "simple": SimpleCVAE}
+ARCHITECTURES = {"cvae": CVAE, "simple": SimpleCVAE, "vae": VAE}
+CONDITIONS = ("digit", "digit+thickness")
 SCHEDULES = ("constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_VERSION = 1
@@ -50,6 +52,7 @@ class TrainConfig:
 
     dataset: str = "mnist"
     architecture: str = "cvae"
+    condition: str = "digit"
     latent_dim: int = 16
     hidden_dims: tuple[int, ...] = (256, 256)
     num_epochs: int = 20
@@ -68,6 +71,10 @@ class TrainConfig:
                  f"dataset must be one of {sorted(DATASETS)}, not {self.dataset!r}")
         _require(self.architecture in ARCHITECTURES,
                  f"architecture must be one of {sorted(ARCHITECTURES)}, not {self.architecture!r}")
+        _require(self.condition in CONDITIONS,
+                 f"condition must be one of {CONDITIONS}, not {self.condition!r}")
+        _require(self.condition == "digit" or self.architecture == "cvae",
+                 f"condition={self.condition!r} needs architecture='cvae'")
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         for name in ("latent_dim", "num_epochs", "batch_size"):
             value = getattr(self, name)
@@ -104,7 +111,18 @@ class TrainConfig:
         """A freshly initialised model of this config's architecture."""
         if self.architecture == "simple":
             return SimpleCVAE(latent_dim=self.latent_dim)
-        return CVAE(latent_dim=self.latent_dim, hidden_dims=self.hidden_dims)
+        if self.architecture == "vae":
+            return VAE(latent_dim=self.latent_dim, hidden_dims=self.hidden_dims)
+        extra = (NUM_THICKNESS,) if self.condition == "digit+thickness" else ()
+        return CVAE(latent_dim=self.latent_dim, hidden_dims=self.hidden_dims,
+                    extra_classes=extra)
+
+    def load_data(self, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(x, labels, extra)`` of one split; ``extra`` holds thickness labels or is None."""
+        x, labels = load_dataset(self.dataset, train=train,
+                                 limit=self.train_limit if train else None)
+        extra = thickness_labels(x, labels) if self.condition == "digit+thickness" else None
+        return x, labels, extra
 
 
 @dataclass
@@ -127,8 +145,8 @@ class History:
 
 
 def _train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
-                     labels: torch.Tensor, config: TrainConfig, step: int,
-                     generator: torch.Generator) -> tuple[torch.Tensor, int]:
+                     labels: torch.Tensor, extra: torch.Tensor | None, config: TrainConfig,
+                     step: int, generator: torch.Generator) -> tuple[torch.Tensor, int]:
     """One pass over a random permutation of the data; returns summed terms and the step."""
     device = x.device
     n = len(x)
@@ -140,9 +158,10 @@ def _train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x
     for start in range(0, n, config.batch_size):
         idx = order[start:start + config.batch_size]
         xb, yb = x[idx], labels[idx]
+        eb = None if extra is None else extra[idx]
         with torch.autocast(device.type, dtype=torch.bfloat16,
                             enabled=config.precision == "bf16"):
-            logits, mu, logvar = model.forward_logits(xb, yb)
+            logits, mu, logvar = model.forward_logits(xb, yb, eb)
         weight = kl_weight(step, warmup_steps, config.beta)
         terms = cvae_loss(logits.float(), xb, mu.float(), logvar.float(), beta=weight)
         optimizer.zero_grad(set_to_none=True)
@@ -165,9 +184,10 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
     device = pick_device() if device is None else torch.device(device)
-    x, labels = load_dataset(config.dataset, train=True, limit=config.train_limit)
-    test_x, test_labels = load_dataset(config.dataset, train=False)
+    x, labels, extra = config.load_data(train=True)
+    test_x, test_labels, test_extra = config.load_data(train=False)
     x, labels = x.to(device), labels.to(device)
+    extra = None if extra is None else extra.to(device)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = config.build_model().to(device)
@@ -183,11 +203,11 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
     try:
         for epoch in bar:
             start = time.perf_counter()
-            sums, step = _train_one_epoch(model, optimizer, scheduler, x, labels, config, step,
-                                          generator)
+            sums, step = _train_one_epoch(model, optimizer, scheduler, x, labels, extra, config,
+                                          step, generator)
             elapsed += time.perf_counter() - start
             train_terms = (sums / len(x)).tolist()
-            test_terms = dataset_loss(model, test_x, test_labels)
+            test_terms = dataset_loss(model, test_x, test_labels, test_extra)
             history.epoch.append(epoch)
             for name, value in zip(("total", "recon", "kl"), train_terms):
                 getattr(history, f"train_{name}").append(value)

@@ -1,0 +1,50 @@
+"""The models the notebooks use, by name, each trained once and then loaded from the cache.
+
+Introduced in 01_vae_fundamentals. ``CVAE_FAST=1`` shrinks every config (a data subset and
+few epochs) so the notebooks run as tests in seconds; students get the full configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from cvae_lib.models import CVAE
+from cvae_lib.setup import fast_mode
+from cvae_lib.train import History, TrainConfig, load_or_train
+
+FAST_TRAIN_LIMIT = 2048
+FAST_EPOCHS = 2
+
+COURSE_CONFIGS: dict[str, TrainConfig] = {
+    # 01_vae_fundamentals: the unconditional baseline.
+    "vae": TrainConfig(architecture="vae", num_epochs=10),
+    # 03_training and 04_generation: the course's default recipe.
+    "cvae": TrainConfig(),
+    # 03_training: too much KL pressure, and the warm-up remedy.
+    "collapse": TrainConfig(beta=8.0, num_epochs=10),
+    "warmup": TrainConfig(beta=8.0, warmup_epochs=5, num_epochs=10),
+    # 05_modify_parameters: the latent dimension, and longer training.
+    "latent2": TrainConfig(latent_dim=2, num_epochs=10),
+    "latent64": TrainConfig(latent_dim=64, num_epochs=10),
+    "fashion": TrainConfig(dataset="fashion-mnist", num_epochs=10),
+    # 07_challenge_thickness: digit and stroke thickness.
+    "thickness": TrainConfig(condition="digit+thickness", num_epochs=10),
+}
+
+
+def course_config(name: str) -> TrainConfig:
+    """The config of the named course model, shrunk when ``CVAE_FAST=1``."""
+    if name not in COURSE_CONFIGS:
+        raise KeyError(f"no course model named {name!r}; choose one of {sorted(COURSE_CONFIGS)}")
+    config = COURSE_CONFIGS[name]
+    if fast_mode():
+        limit = min(config.train_limit or FAST_TRAIN_LIMIT, FAST_TRAIN_LIMIT)
+        config = dataclasses.replace(config, train_limit=limit,
+                                     num_epochs=min(config.num_epochs, FAST_EPOCHS),
+                                     warmup_epochs=min(config.warmup_epochs, 1.0))
+    return config
+
+
+def course_model(name: str, progress: bool = True) -> tuple[CVAE, History]:
+    """The named course model: loaded from the cache, or trained once and cached."""
+    return load_or_train(course_config(name), progress=progress)

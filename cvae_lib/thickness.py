@@ -1,0 +1,35 @@
+"""Stroke thickness as a second condition (07_challenge_thickness).
+
+The stroke width of a digit is estimated as 2 * ink area / ink perimeter on the binarised
+image: a stroke of length L and width w has area about L * w and perimeter about 2 * L.
+Each image is then labelled thin (0), medium (1) or thick (2) by the tertiles of its own
+digit class, so every digit has all three thickness levels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+NUM_THICKNESS = 3
+THICKNESS_NAMES = ("thin", "medium", "thick")
+
+
+def stroke_width(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Estimated stroke width in pixels of each flattened image (N, 784)."""
+    ink = (x.reshape(-1, 28, 28) > threshold).float()
+    area = ink.sum(dim=(1, 2))
+    padded = torch.nn.functional.pad(ink, (1, 1, 1, 1))
+    edges = ((padded[:, 1:, :] != padded[:, :-1, :]).sum(dim=(1, 2))
+             + (padded[:, :, 1:] != padded[:, :, :-1]).sum(dim=(1, 2)))
+    return 2 * area / edges.clamp(min=1)
+
+
+def thickness_labels(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Thin / medium / thick (0, 1, 2) per image, by stroke-width tertiles within its digit."""
+    width = stroke_width(x)
+    out = torch.zeros(len(x), dtype=torch.long)
+    for digit in labels.unique():
+        mask = labels == digit
+        cuts = torch.quantile(width[mask], torch.tensor([1 / 3, 2 / 3]))
+        out[mask] = torch.bucketize(width[mask], cuts)
+    return out
