@@ -67,13 +67,15 @@ def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def solution_lines(solution: nbformat.NotebookNode) -> list[str]:
-    """Non-trivial code lines inside the solution blocks (must not reach the student)."""
-    lines = []
+    """Code lines found only inside solution blocks (they must not reach the student)."""
+    inside, outside = [], set()
     for cell in solution.cells:
         if cell.cell_type == "code":
-            for block in re.findall(f"{BEGIN}(.*?){END}", cell.source, flags=re.S):
-                lines += [ln.strip() for ln in block.splitlines() if len(ln.strip()) > 12]
-    return lines
+            blocks = re.findall(f"{BEGIN}(.*?){END}", cell.source, flags=re.S)
+            inside += [ln.strip() for block in blocks for ln in block.splitlines()]
+            rest = re.sub(f"{BEGIN}.*?{END}", "", cell.source, flags=re.S)
+            outside |= {ln.strip() for ln in rest.splitlines()}
+    return [ln for ln in inside if len(ln) > 12 and ln not in outside]
 
 
 def render(path: Path) -> str:
