@@ -21,6 +21,8 @@ def dist_reparam(mu, logvar):
 WRONG_REPARAM = {
     "exp(logvar)": (lambda mu, lv: mu + lv.exp() * torch.randn_like(mu), r"exp\(0\.5 \* logvar\)"),
     "no noise": (lambda mu, lv: mu, "unchanged"),
+    "half noise": (lambda mu, lv: mu + 0.5 * (0.5 * lv).exp() * torch.randn_like(mu),
+                   "standard normal"),
     "uniform": (lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu), "standard normal"),
     "shared batch": (lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn(mu.shape[1]),
                      "same noise"),
@@ -32,6 +34,15 @@ WRONG_REPARAM = {
 @pytest.mark.parametrize("fn", [good_reparam, dist_reparam])
 def test_reparameterize_accepts_correct_variants(fn, capsys):
     check_reparameterize(fn)
+    assert "OK" in capsys.readouterr().out
+
+
+def test_reparameterize_accepts_a_bound_method(capsys):
+    class Model(nn.Module):
+        def reparameterize(self, mu, logvar):
+            return mu + torch.randn_like(mu) * logvar.mul(0.5).exp()
+
+    check_reparameterize(Model().reparameterize)
     assert "OK" in capsys.readouterr().out
 
 

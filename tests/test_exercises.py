@@ -14,7 +14,8 @@ SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
 
 
 def test_stub_replaces_block_with_todo_and_keeps_indent():
-    src = "def f():\n    # TODO: add one\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION"
+    src = ("def f():\n    # TODO: add one\n    ### BEGIN SOLUTION\n    return 1\n"
+           "    ### END SOLUTION")
     out, changed = stub_source(src)
     assert changed and "return 1" not in out
     assert '    raise NotImplementedError("TODO: add one")' in out
