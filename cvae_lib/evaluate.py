@@ -6,10 +6,13 @@ nats per image, summed over pixels and latent dimensions, averaged over images.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 from cvae_lib.losses import kl_divergence, reconstruction_loss
-from cvae_lib.models import CVAE
+from cvae_lib.models import CVAE, as_images
 
 
 @torch.no_grad()
@@ -21,8 +24,7 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     z is drawn with its own fixed seed, so the figure is repeatable and the caller's random
     stream is left untouched.
     """
-    if len(x) == 0:
-        raise ValueError("cannot evaluate an empty dataset")
+    _check_data(model, x, labels)
     was_training = model.training
     model.eval()
     device = model.fc_mu.weight.device
@@ -38,3 +40,100 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     model.train(was_training)
     n = len(x)
     return {"total": (recon + kl) / n, "recon": recon / n, "kl": kl / n}
+
+
+def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise a clear error, before any work, when the model or the data are unusable."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_lib CVAE (or VAE), not {type(model).__name__}; "
+                        f"load one with cvae_lib.load_model(path) or course_model(name)")
+    if not isinstance(x, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError("x and labels must be torch tensors (e.g. from load_mnist())")
+    if len(x) == 0:
+        raise ValueError("cannot evaluate an empty dataset: pass at least one image")
+    if len(x) != len(labels):
+        raise ValueError(f"{len(x)} images but {len(labels)} labels: give every image its label")
+
+
+@torch.no_grad()
+def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                     extra: torch.Tensor | None = None, batch_size: int = 2000
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mu, logvar)`` of q(z | x, y) for every image, in batches, on the CPU."""
+    _check_data(model, x, labels)
+    device = model.fc_mu.weight.device
+    mus, logvars = [], []
+    for start in range(0, len(x), batch_size):
+        eb = None if extra is None else extra[start:start + batch_size]
+        y_onehot = model.one_hot(labels[start:start + batch_size], eb)
+        mu, logvar = model.encode(x[start:start + batch_size].to(device), y_onehot)
+        mus.append(mu.float().cpu())
+        logvars.append(logvar.float().cpu())
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def kl_per_dimension(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                     extra: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean KL(q(z_d | x, y) || N(0, 1)) of each latent dimension d, in nats: (latent_dim,).
+
+    The entries add up to the KL term of ``dataset_loss``. A dimension whose KL stays near 0
+    carries no information about the image: the posterior has collapsed onto the prior there.
+    """
+    mu, logvar = posterior_params(model, x, labels, extra)
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(dim=0)
+
+
+def active_units(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                 extra: torch.Tensor | None = None, threshold: float = 0.01) -> int:
+    """How many latent dimensions the model actually uses (Burda et al., 2016).
+
+    Dimension d is active when its posterior mean moves with the data: Var_x[mu_d] > threshold.
+    A collapsed dimension gives every image the same mu_d, however different the images are.
+    """
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0, not {threshold!r}")
+    mu, _ = posterior_params(model, x, labels, extra)
+    return int((mu.var(dim=0, unbiased=False) > threshold).sum())
+
+
+def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, exp(logvar)) summed over the last dimension."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+@torch.no_grad()
+def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                              extra: torch.Tensor | None = None, k: int = 100,
+                              batch_size: int | None = None, seed: int = 0) -> float:
+    """Negative log-likelihood estimate -log p(x | y) in nats per image (lower is better).
+
+    The importance-weighted bound of Burda et al. (2016) with ``k`` samples of q(z | x, y):
+    log p(x | y) >= E[log (1/k) sum_i p(x | z_i, y) p(z_i) / q(z_i | x, y)]. With k = 1 it is
+    the ELBO; it tightens as k grows, so the figure returned is <= the test loss. ``batch_size``
+    images are done at a time (default: about 20,000 decoded images per step).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer number of samples, not {k!r}")
+    _check_data(model, x, labels)
+    batch_size = batch_size or max(1, 20_000 // k)
+    was_training = model.training
+    model.eval()
+    device = model.fc_mu.weight.device
+    total = 0.0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for start in range(0, len(x), batch_size):
+            xb = as_images(x[start:start + batch_size]).to(device)
+            eb = None if extra is None else extra[start:start + batch_size]
+            y_onehot = model.one_hot(labels[start:start + batch_size], eb)
+            mu, logvar = model.encode(xb, y_onehot)
+            z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape, device=device)
+            logits = model.decode_logits(z.reshape(-1, model.latent_dim),
+                                         y_onehot.repeat(k, 1)).reshape(k, len(xb), -1)
+            log_px = -F.binary_cross_entropy_with_logits(
+                logits, xb.expand(k, -1, -1), reduction="none").sum(-1)
+            log_w = log_px + _log_normal(z, torch.zeros_like(z), torch.zeros_like(z)) \
+                - _log_normal(z, mu, logvar)
+            total += (torch.logsumexp(log_w, dim=0) - math.log(k)).sum().item()
+    model.train(was_training)
+    return -total / len(x)
