@@ -1,0 +1,141 @@
+"""The widgets of 04_generation: every control redraws, and render checks its input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvae_lib.train import TrainConfig, train
+from cvae_lib.widgets import (SCALE, decoder_dims, generation_widget, interpolation_widget,
+                              render, same_z_widget)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A CVAE trained for one epoch on 1,024 real MNIST digits."""
+    trained, _ = train(TrainConfig(train_limit=1024, num_epochs=1), device="cpu",
+                       progress=False)
+    return trained
+
+
+def _pixels(png: bytes) -> torch.Tensor:
+    """A PNG's pixels as a tensor."""
+    return torch.from_numpy(np.asarray(Image.open(io.BytesIO(png)), dtype=np.float32))
+
+
+def _count_redraws(image) -> list[int]:
+    """A one-item list counting every change of ``image.value``."""
+    count = [0]
+    image.observe(lambda _change: count.__setitem__(0, count[0] + 1), names="value")
+    return count
+
+
+def test_render_returns_an_upscaled_png(model):
+    png = render(model, 3, torch.zeros(model.latent_dim))
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG"
+    assert picture.size == (28 * SCALE, 28 * SCALE)
+
+
+def test_render_same_z_different_labels_gives_different_images(model):
+    z = torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(1))
+    images = [_pixels(render(model, label, z)) for label in range(model.num_classes)]
+    for label in range(1, model.num_classes):
+        assert (images[label] - images[0]).abs().mean() > 0.5, f"label {label} looks like 0"
+
+
+@pytest.mark.parametrize("label, error", [(10, ValueError), (-1, ValueError),
+                                          (True, TypeError), (2.0, TypeError)])
+def test_render_rejects_bad_labels(model, label, error):
+    with pytest.raises(error, match="label"):
+        render(model, label, torch.zeros(model.latent_dim))
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 16), (17,)])
+def test_render_rejects_bad_z_shapes(model, shape):
+    with pytest.raises(ValueError, match="one latent code of 16 numbers"):
+        render(model, 1, torch.zeros(shape))
+
+
+def test_render_rejects_nan_z(model):
+    with pytest.raises(ValueError, match="NaN"):
+        render(model, 1, torch.full((model.latent_dim,), float("nan")))
+
+
+def test_setting_the_label_redraws_the_digit(model):
+    widget = generation_widget(model)
+    before = widget.image.value
+    widget.label.value = 7
+    assert widget.image.value != before
+    assert widget.image.value == render(model, 7, widget.z)
+
+
+def test_moving_a_slider_redraws_the_digit(model):
+    widget = generation_widget(model)
+    slider = widget.sliders[0]
+    before = widget.image.value
+    slider.value = 2.5 if slider.value < 0 else -2.5
+    assert widget.image.value != before
+    assert widget.z[widget.dims[0]] == pytest.approx(slider.value)
+
+
+def test_randomize_changes_sliders_and_redraws_once(model):
+    widget = generation_widget(model)
+    before = [slider.value for slider in widget.sliders]
+    image_before = widget.image.value
+    redraws = _count_redraws(widget.image)
+    widget.randomize.click()
+    assert [slider.value for slider in widget.sliders] != before
+    assert widget.image.value != image_before
+    assert redraws[0] == 1
+
+
+def test_temperature_zero_randomizes_to_the_origin(model):
+    widget = generation_widget(model)
+    widget.temperature.value = 0.0
+    widget.randomize.click()
+    assert all(slider.value == 0.0 for slider in widget.sliders)
+    assert torch.equal(widget.z, torch.zeros(model.latent_dim))
+
+
+def test_widget_css_classes_and_slider_count(model):
+    widget = generation_widget(model)
+    assert "cvae-label" in widget.label._dom_classes
+    assert "cvae-temperature" in widget.temperature._dom_classes
+    assert "cvae-randomize" in widget.randomize._dom_classes
+    assert "cvae-digit" in widget.image._dom_classes
+    assert all("cvae-latent-slider" in s._dom_classes for s in widget.sliders)
+    assert len(widget.sliders) == 8 and widget.dims == decoder_dims(model)
+    assert all(s.min == -3.0 and s.max == 3.0 for s in widget.sliders)
+
+
+def test_same_z_widget_new_z_redraws(model):
+    widget = same_z_widget(model)
+    assert "cvae-same-z" in widget._dom_classes
+    assert "cvae-same-z-image" in widget.image._dom_classes
+    before = widget.image.value
+    widget.new_z.click()
+    assert widget.image.value != before
+
+
+def test_interpolation_widget_controls_redraw(model):
+    widget = interpolation_widget(model)
+    assert "cvae-interpolation" in widget.image._dom_classes
+    seen = {widget.image.value}
+    widget.label.value = 4
+    seen.add(widget.image.value)
+    widget.steps.value = 3
+    seen.add(widget.image.value)
+    widget.new_endpoints.click()
+    seen.add(widget.image.value)
+    assert len(seen) == 4
+    assert Image.open(io.BytesIO(widget.image.value)).width > 3 * 28
+
+
+def test_widget_rejects_a_non_model():
+    with pytest.raises(TypeError, match="CVAE"):
+        generation_widget(torch.nn.Linear(2, 2))
