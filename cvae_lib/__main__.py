@@ -1,5 +1,5 @@
 """Command line: ``python -m cvae_lib train --out DIR`` trains the course model and writes
-its figures, checkpoint and metrics."""
+its figures, checkpoint and metrics; ``python -m cvae_lib prepare`` builds every cache."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--beta", type=float, default=defaults.beta)
     run.add_argument("--seed", type=int, default=defaults.seed)
     run.add_argument("--out", type=Path, default=Path("outputs"))
+    prep = sub.add_parser("prepare", help="build every data and model cache the course needs")
+    prep.add_argument("--models", nargs="+", metavar="NAME", help="only these course models")
     return parser
 
 
@@ -62,6 +64,10 @@ def write_outputs(out: Path, model, config: TrainConfig, history) -> dict:  # no
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "prepare":
+        from cvae_lib.prepare import main as prepare_main
+
+        return prepare_main(args.models)
     try:
         config = TrainConfig(dataset=args.dataset, latent_dim=args.latent_dim,
                              num_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

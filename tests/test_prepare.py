@@ -1,0 +1,51 @@
+"""``python -m cvae_lib prepare``: the first run builds the caches, the second finds them."""
+
+from __future__ import annotations
+
+import pytest
+
+from cvae_lib.__main__ import main
+from cvae_lib.course import course_config
+from cvae_lib.prepare import prepare, summary_table
+from cvae_lib.train import cache_dir
+
+
+def _statuses(results) -> dict[str, str]:  # noqa: ANN001 - a list of PrepareResult
+    """Step name -> status."""
+    return {r.name: r.status for r in results}
+
+
+def test_first_run_builds_second_run_finds_everything() -> None:
+    first = _statuses(prepare(models=["vae", "cvae"], progress=False))
+    assert first["MNIST data"] in ("built", "cached")
+    assert first["model vae"] == first["model cvae"] == "built"
+    for name in ("vae", "cvae"):
+        assert (cache_dir() / f"{course_config(name).key()}.pt").is_file()
+    second = prepare(models=["vae", "cvae"], progress=False)
+    assert "built" not in _statuses(second).values()
+    assert _statuses(second)["model cvae"] == "cached"
+    table = summary_table(second)
+    assert "0 built" in table and "model vae" in table
+
+
+def test_unavailable_fashion_is_skipped_with_a_fix(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CVAE_DATA_DIR", str(tmp_path / "data"))
+    results = {r.name: r for r in prepare(models=["fashion"], progress=False)}
+    if results["MNIST data"].status != "built":
+        pytest.fail("an empty data folder should have been filled from the offline copy")
+    fashion = results["model fashion"]
+    assert fashion.status == "skipped"
+    assert "data/FashionMNIST/raw" in fashion.note
+
+
+def test_cli_rejects_unknown_model_names(capsys) -> None:
+    assert main(["prepare", "--models", "nope"]) == 2
+    assert "unknown course model" in capsys.readouterr().out
+
+
+def test_cli_second_run_reports_all_cached(capsys) -> None:
+    main(["prepare", "--models", "vae"])
+    capsys.readouterr()
+    main(["prepare", "--models", "vae"])
+    out = capsys.readouterr().out
+    assert "0 built" in out and "FAST mode" in out
