@@ -1,15 +1,17 @@
 """Figures of the course: sample grids, the same-z-all-labels figure, loss curves.
 
-Introduced in 03_training and 04_generation.
+Introduced in 02_label_conditioning (the architecture), 03_training (curves, KL per
+dimension) and 04_generation (sample grids).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 from torchvision.utils import make_grid
 
 from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
@@ -81,5 +83,98 @@ def plot_training_curves(history) -> Figure:  # noqa: ANN001 - a cvae_lib.train.
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("nats per image")
     axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def live_training_curves() -> Callable:
+    """An ``on_epoch`` callback for ``train``: redraws the loss curves in place each epoch."""
+    from IPython.display import display
+
+    handle = None
+
+    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.train.History
+        nonlocal handle
+        fig = plot_training_curves(history)
+        plt.close(fig)
+        if handle is None:
+            handle = display(fig, display_id=True)
+        else:
+            handle.update(fig)
+
+    return update
+
+
+def plot_kl_per_dimension(kl_by_model: Mapping[str, torch.Tensor],
+                          threshold: float | None = None) -> Figure:
+    """One bar chart per model: mean KL of each latent dimension, in nats per image."""
+    fig, axes = plt.subplots(1, len(kl_by_model), figsize=(4.2 * len(kl_by_model), 3.2),
+                             sharey=True, squeeze=False)
+    for ax, (name, kl) in zip(axes[0], kl_by_model.items()):
+        kl = torch.as_tensor(kl).detach().cpu()
+        ax.bar(range(len(kl)), kl, color="tab:blue")
+        if threshold is not None:
+            ax.axhline(threshold, color="tab:red", lw=1, ls="--", label=f"{threshold} nats")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_title(f"{name}: KL {float(kl.sum()):.1f} nats")
+        ax.set_xlabel("latent dimension")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("KL (nats per image)")
+    fig.tight_layout()
+    return fig
+
+
+def _box(ax: plt.Axes, x: float, y: float, text: str, color: str, width: float = 1.5) -> None:
+    """A rounded box of ``text`` centred on (x, y)."""
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.38), width, 0.76, linewidth=1.2,
+                                boxstyle="round,pad=0.05", facecolor=color, edgecolor="0.3"))
+    ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
+
+
+def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
+           style: str = "-") -> None:
+    """An arrow from ``start`` to ``end``."""
+    ax.annotate("", xy=end, xytext=start,
+                arrowprops={"arrowstyle": "->", "color": "0.25", "lw": 1.3, "linestyle": style})
+
+
+def plot_cvae_architecture(model: CVAE) -> Figure:
+    """The data flow of ``model`` with its real sizes: where the label joins, what comes out."""
+    d, c = model.latent_dim, model.cond_dim
+    hidden = "→".join(str(h) for h in model.hidden_dims)
+    hidden_back = "→".join(str(h) for h in model.hidden_dims[::-1])
+    fig, ax = plt.subplots(figsize=(14, 4.4))
+    label, cond, code = "#fde6c8", "#dcdcdc", "#d6eaf8"
+    _box(ax, 0.9, 3.0, "image x\n784", "white")
+    _box(ax, 0.9, 0.6, f"label y → one-hot\n{c}", label)
+    _box(ax, 2.9, 3.0, f"cat(dim=1)\n784+{c}={784 + c}", cond)
+    _box(ax, 5.0, 3.0, f"encoder MLP\n{784 + c}→{hidden}", code)
+    _box(ax, 7.0, 3.6, f"mu\n{d}", code, width=1.1)
+    _box(ax, 7.0, 2.4, f"logvar\n{d}", code, width=1.1)
+    _box(ax, 8.9, 3.0, f"z = mu + σ·ε\n{d}", code)
+    _box(ax, 8.9, 4.4, "ε ~ N(0, I)", "white", width=1.3)
+    _box(ax, 8.9, 1.6, f"cat(dim=1)\n{d}+{c}={d + c}", cond)
+    _box(ax, 11.0, 1.6, f"decoder MLP\n{d + c}→{hidden_back}→784",
+         code, width=2.0)
+    _box(ax, 13.1, 1.6, "x̂ = sigmoid(logits)\n784", "white", width=1.7)
+    for start, end in [((1.65, 3.0), (2.15, 3.0)), ((1.0, 1.0), (2.6, 2.6)),
+                       ((3.65, 3.0), (4.25, 3.0)), ((5.75, 3.2), (6.45, 3.55)),
+                       ((5.75, 2.8), (6.45, 2.45)), ((7.55, 3.55), (8.15, 3.15)),
+                       ((7.55, 2.45), (8.15, 2.85)), ((8.9, 4.0), (8.9, 3.4)),
+                       ((8.9, 2.6), (8.9, 2.0)), ((1.65, 0.6), (8.3, 1.35)),
+                       ((9.65, 1.6), (10.0, 1.6)), ((12.0, 1.6), (12.25, 1.6))]:
+        _arrow(ax, start, end)
+    ax.text(4.6, 0.55, "the same one-hot label also goes to the decoder", fontsize=9,
+            color="0.35", rotation=3)
+    ax.text(7.0, 1.55, "KL(q(z|x,y) ‖ N(0, I))", ha="center", fontsize=9, color="tab:red")
+    ax.text(13.1, 0.8, "reconstruction:\nBCE(x̂, x)", ha="center", fontsize=9,
+            color="tab:red")
+    ax.text(10.3, 4.4, "to generate: skip the encoder,\ndraw z ~ N(0, I), pick y", fontsize=9,
+            color="tab:green", va="center")
+    ax.set_xlim(0, 14.1)
+    ax.set_ylim(0, 5)
+    ax.axis("off")
+    ax.set_title(f"{type(model).__name__}: the label y is concatenated to the encoder's and "
+                 f"the decoder's input")
     fig.tight_layout()
     return fig
