@@ -63,8 +63,16 @@ def offline() -> bool:
     return os.environ.get("CVAE_OFFLINE", "") not in ("", "0")
 
 
+def check_dataset(dataset: object) -> str:
+    """Return ``dataset`` if it is a dataset name the course knows, else raise."""
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    return dataset
+
+
 def raw_dir(root: Path, dataset: str = "mnist") -> Path:
     """Folder where torchvision looks for the raw IDX files of ``dataset``."""
+    check_dataset(dataset)
     return Path(root) / DATASETS[dataset].__name__ / "raw"
 
 
@@ -200,8 +208,7 @@ def _download(root: Path, dataset: str) -> None:
 
 def ensure_dataset(dataset: str = "mnist", root: Path | None = None) -> Path:
     """Make sure the raw IDX files of ``dataset`` exist under ``root``; return ``root``."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    check_dataset(dataset)
     root = Path(root) if root is not None else data_dir()
     if _has_idx_files(root, dataset):
         return root
@@ -239,8 +246,12 @@ def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Ten
 def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None = None,
                  limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(x, labels)``: images (N, 784) in [0, 1] and int64 labels, in memory."""
-    if limit is not None and (not isinstance(limit, int) or limit <= 0):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit <= 0):
         raise ValueError(f"limit must be a positive int or None, not {limit!r}")
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be True (training split) or False (test split), "
+                        f"not {train!r}")
     root = ensure_dataset(dataset, root)
     x, labels = _load(dataset, train, str(root))
     return (x, labels) if limit is None else (x[:limit], labels[:limit])

@@ -6,8 +6,11 @@ Every public method checks its inputs first and says what is wrong in the studen
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +22,7 @@ LabelsLike = torch.Tensor | Sequence[int] | int
 
 def mlp(sizes: Sequence[int]) -> nn.Sequential:
     """Linear layers of the given sizes with a ReLU after each one but the last."""
+    sizes = _sizes(sizes, "mlp sizes", min_len=2)
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
@@ -34,15 +38,49 @@ def _positive_int(value: object, name: str) -> int:
     return value
 
 
+def _sizes(values: object, name: str, min_len: int = 1) -> tuple[int, ...]:
+    """Return ``values`` as a tuple of positive ints (at least ``min_len``), else raise."""
+    if isinstance(values, (int, str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a list or tuple of positive integers, e.g. (256, 256), "
+                        f"not {values!r}")
+    if len(values) < min_len:
+        raise ValueError(f"{name} needs at least {min_len} size(s), not {tuple(values)!r}")
+    return tuple(_positive_int(v, f"each of {name}") for v in values)
+
+
+def check_temperature(temperature: object) -> float:
+    """Return ``temperature`` as a float if it is a finite number >= 0, else raise."""
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise TypeError(f"temperature must be a number (1.0 samples the prior), "
+                        f"not {type(temperature).__name__}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, not {temperature!r}")
+    return float(temperature)
+
+
+def check_tensor(value: object, name: str) -> torch.Tensor:
+    """Return ``value`` if it is a torch.Tensor, else raise a TypeError naming it."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, not {type(value).__name__} "
+                        f"(wrap it with torch.tensor(...))")
+    return value
+
+
 def as_labels(labels: LabelsLike, num_classes: int, name: str = "labels") -> torch.Tensor:
     """Turn an int, a list of ints or an integer tensor into a checked int64 tensor (N,)."""
-    if isinstance(labels, bool) or (isinstance(labels, torch.Tensor) and labels.dtype == torch.bool):
+    if isinstance(labels, np.ndarray):
+        labels = torch.from_numpy(labels)
+    if isinstance(labels, bool) or (isinstance(labels, torch.Tensor)
+                                    and labels.dtype == torch.bool):
         raise TypeError(f"{name} must be integer class ids, not booleans")
-    if isinstance(labels, int):
-        labels = [labels]
+    if isinstance(labels, numbers.Integral):
+        labels = [int(labels)]
     if not isinstance(labels, torch.Tensor):
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__"):
+            raise TypeError(f"{name} must be an int, a list of ints or an integer tensor, "
+                            f"not {type(labels).__name__}")
         items = list(labels)
-        bad = [v for v in items if isinstance(v, bool) or not isinstance(v, (int, float))
+        bad = [v for v in items if isinstance(v, bool) or not isinstance(v, numbers.Real)
                and not (isinstance(v, torch.Tensor) and v.numel() == 1)]
         if bad:
             raise TypeError(f"{name} must be integers 0..{num_classes - 1}; got {bad[0]!r}")
@@ -51,9 +89,10 @@ def as_labels(labels: LabelsLike, num_classes: int, name: str = "labels") -> tor
         raise ValueError(f"{name} must be one id per image, shape (N,), not {tuple(labels.shape)}"
                          f" (pass integer ids, not one-hot vectors)")
     if labels.is_floating_point():
-        if not torch.isfinite(labels).all() or (labels != labels.round()).any():
+        whole = torch.isfinite(labels) & (labels == labels.round())
+        if not whole.all():
             raise ValueError(f"{name} must be whole numbers 0..{num_classes - 1}; "
-                             f"got {labels[labels != labels.round()][:1].tolist()}")
+                             f"got {labels[~whole][:1].tolist()}")
     elif labels.is_complex():
         raise TypeError(f"{name} must be integer class ids, not complex numbers")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
@@ -93,9 +132,8 @@ class CVAE(nn.Module):
         super().__init__()
         self.latent_dim = _positive_int(latent_dim, "latent_dim")
         self.num_classes = _positive_int(num_classes, "num_classes")
-        self.hidden_dims = tuple(_positive_int(h, "each hidden size") for h in hidden_dims)
-        self.extra_classes = tuple(_positive_int(c, "each extra class count")
-                                   for c in extra_classes)
+        self.hidden_dims = _sizes(hidden_dims, "hidden_dims")
+        self.extra_classes = _sizes(extra_classes, "extra_classes", min_len=0)
         self.cond_dim = self.num_classes + sum(self.extra_classes)
         self.encoder = mlp([IMAGE_DIM + self.cond_dim, *self.hidden_dims])
         self.fc_mu = nn.Linear(self.hidden_dims[-1], self.latent_dim)
@@ -125,6 +163,7 @@ class CVAE(nn.Module):
 
     def _check_condition(self, y_onehot: torch.Tensor, batch: int, what: str) -> None:
         """Raise if ``y_onehot`` does not hold one condition row per item of the batch."""
+        check_tensor(y_onehot, "y_onehot")
         if y_onehot.dim() != 2 or y_onehot.shape[1] != self.cond_dim:
             raise ValueError(f"y_onehot must have shape (batch, {self.cond_dim}), not "
                              f"{tuple(y_onehot.shape)}; build it with model.one_hot(labels)")
@@ -141,12 +180,15 @@ class CVAE(nn.Module):
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """Draw z = mu + sigma * eps with eps ~ N(0, I), so gradients reach mu and logvar."""
+        if check_tensor(mu, "mu").shape != check_tensor(logvar, "logvar").shape:
+            raise ValueError(f"mu and logvar must have the same shape, not {tuple(mu.shape)} "
+                             f"and {tuple(logvar.shape)}")
         std = torch.exp(0.5 * logvar)
         return mu + std * torch.randn_like(std)
 
     def decode_logits(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
         """Pixel logits (before the sigmoid) for latent codes and labels."""
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+        if check_tensor(z, "z").dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape (batch, latent_dim={self.latent_dim}), "
                              f"not {tuple(z.shape)}")
         self._check_condition(y_onehot, len(z), "latent codes")
@@ -176,12 +218,10 @@ class CVAE(nn.Module):
                  extra: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Decode one image per label from ``z`` (default: z ~ N(0, temperature^2 I))."""
         y_onehot = self.one_hot(labels, extra)
+        temperature = check_temperature(temperature)
         if z is None:
-            if not temperature >= 0:
-                raise ValueError(f"temperature must be >= 0, not {temperature!r}")
             z = temperature * torch.randn(len(y_onehot), self.latent_dim)
-        if not isinstance(z, torch.Tensor):
-            raise TypeError(f"z must be a torch.Tensor, not {type(z).__name__}")
+        check_tensor(z, "z")
         z = z.reshape(1, -1) if z.dim() == 1 else z
         if z.shape[-1] == self.latent_dim and len(z) == 1 and len(y_onehot) > 1:
             z = z.expand(len(y_onehot), -1)
