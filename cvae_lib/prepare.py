@@ -104,7 +104,9 @@ def prepare(models: list[str] | None = None, progress: bool = True) -> list[Prep
 
 def summary_table(results: list[PrepareResult]) -> str:
     """The results as an aligned text table with a total line."""
-    width = max(len(r.name) for r in results)
+    if not all(isinstance(r, PrepareResult) for r in results):
+        raise TypeError("results must be the PrepareResult list that prepare() returns")
+    width = max([len("total"), *(len(r.name) for r in results)])
     lines = [f"{'step':<{width}}  {'status':<7}  {'seconds':>8}  note"]
     lines += [f"{r.name:<{width}}  {r.status:<7}  {r.seconds:8.1f}  {r.note}" for r in results]
     counts = {s: sum(r.status == s for r in results) for s in ("built", "cached", "skipped")}

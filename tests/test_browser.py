@@ -108,8 +108,6 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
 
 
 def test_generation_widget_in_jupyterlab(tmp_path) -> None:
-    if not (ROOT / "notebooks" / "04_generation.ipynb").is_file():
-        pytest.skip("notebooks/04_generation.ipynb is not in this checkout yet")
     with_one_retry(run_in_jupyterlab, ROOT / "notebooks", "04_generation.ipynb", tmp_path)
 
 
