@@ -32,6 +32,14 @@ def png_bytes(images: torch.Tensor, nrow: int, scale: int = SCALE) -> bytes:
     return buffer.getvalue()
 
 
+def _check_model(model: object) -> CVAE:
+    """Return ``model`` in eval mode if it is a cvae_lib model, else raise a clear error."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}; "
+                        f"get one with course_model('cvae') or load_model(path)")
+    return model.eval()
+
+
 def _check_label(model: CVAE, label: object) -> int:
     """Return ``label`` if it is a class id of ``model``, else raise a clear error."""
     if isinstance(label, bool) or not isinstance(label, int):
@@ -56,6 +64,7 @@ def _check_z(model: CVAE, z: object) -> torch.Tensor:
 
 def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     """Decode one digit of class ``label`` from the latent code ``z``; return a PNG."""
+    model = _check_model(model)
     label = _check_label(model, label)
     z = _check_z(model, z)
     return png_bytes(model.generate([label], z=z.reshape(1, -1)), nrow=1)
@@ -99,9 +108,7 @@ class GenerationWidget(widgets.VBox):
     """Label buttons, latent sliders, temperature and randomise, and the decoded digit."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        if not isinstance(model, CVAE):
-            raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
-        self.model = model.eval()
+        self.model = _check_model(model)
         self.seed = seed
         self.z = sample_z(model, 1, seed=seed)[0].clamp(-SLIDER_LIMIT, SLIDER_LIMIT)
         self.dims = decoder_dims(model)
@@ -171,7 +178,7 @@ class SameZWidget(widgets.VBox):
     """One z decoded under every label as a strip, with a "new z" button."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        self.model = model.eval()
+        self.model = _check_model(model)
         self.seed = seed
         self.new_z = _button("new z", "cvae-new-z")
         self.image = _image(self._png(), "cvae-same-z-image")
@@ -199,7 +206,7 @@ class InterpolationWidget(widgets.VBox):
     """A straight line between two random z, decoded under the chosen label."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        self.model = model.eval()
+        self.model = _check_model(model)
         self.seed = seed
         self.label = _label_control(model)
         self.steps = widgets.IntSlider(value=8, min=2, max=16, description="steps")

@@ -61,6 +61,11 @@ def test_render_rejects_bad_z_shapes(model, shape):
         render(model, 1, torch.zeros(shape))
 
 
+def test_render_rejects_a_non_model():
+    with pytest.raises(TypeError, match="CVAE"):
+        render(torch.nn.Linear(2, 2), 1, torch.zeros(16))
+
+
 def test_render_rejects_nan_z(model):
     with pytest.raises(ValueError, match="NaN"):
         render(model, 1, torch.full((model.latent_dim,), float("nan")))
@@ -136,6 +141,7 @@ def test_interpolation_widget_controls_redraw(model):
     assert Image.open(io.BytesIO(widget.image.value)).width > 3 * 28
 
 
-def test_widget_rejects_a_non_model():
+@pytest.mark.parametrize("make", [generation_widget, same_z_widget, interpolation_widget])
+def test_widgets_reject_a_non_model(make):
     with pytest.raises(TypeError, match="CVAE"):
-        generation_widget(torch.nn.Linear(2, 2))
+        make(torch.nn.Linear(2, 2))
