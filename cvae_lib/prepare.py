@@ -2,8 +2,9 @@
 
 Introduced in the README's instructor section: ``python -m cvae_lib prepare``. It builds the
 MNIST data cache, every course model of ``cvae_lib.course.COURSE_CONFIGS`` and the evaluation
-classifier. Whatever is already cached is only found, so a second run does nothing. It
-prepares what the current mode needs: the full course, or tiny models when ``CVAE_FAST=1``.
+classifier of ``cvae_lib.classifier``. Whatever is already cached is only found, so a second
+run does nothing. It prepares what the current mode needs: the full course, or tiny models
+when ``CVAE_FAST=1``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cvae_lib import course, evaluate
+from cvae_lib import course
 from cvae_lib.data import DataUnavailableError, data_dir, ensure_dataset
 from cvae_lib.setup import fast_mode
 from cvae_lib.train import cache_dir
@@ -67,12 +68,12 @@ def _model_step(name: str) -> Callable[[], str]:
 
 
 def _classifier_step() -> str:
-    """Load or train the evaluation classifier (helper of ``cvae_lib.evaluate``)."""
-    load = getattr(evaluate, "load_or_train_classifier", None)
-    if load is None:
-        raise DataUnavailableError("this cvae_lib has no evaluation classifier yet "
-                                   "(cvae_lib.evaluate.load_or_train_classifier)")
-    load()
+    """Load or train the evaluation classifier of ``cvae_lib.classifier``."""
+    try:
+        from cvae_lib.classifier import load_or_train_classifier
+    except ImportError as err:
+        raise DataUnavailableError(f"this cvae_lib has no evaluation classifier ({err})") from err
+    load_or_train_classifier(progress=False)
     return "evaluation classifier"
 
 

@@ -10,6 +10,18 @@ from cvae_lib.prepare import prepare, summary_table
 from cvae_lib.train import cache_dir
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> str:
+    """One checkpoint folder for this module, so the classifier is trained only once."""
+    return str(tmp_path_factory.mktemp("prepare-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _use_shared_cache(shared_cache, monkeypatch) -> None:
+    """Point every test of this module at the shared checkpoint folder."""
+    monkeypatch.setenv("CVAE_CACHE_DIR", shared_cache)
+
+
 def _statuses(results) -> dict[str, str]:  # noqa: ANN001 - a list of PrepareResult
     """Step name -> status."""
     return {r.name: r.status for r in results}
