@@ -78,8 +78,16 @@ def _probe_decoder(model: torch.nn.Module, latent_dim: int) -> None:
         "probabilities: end the decoder with torch.sigmoid (or nn.Sigmoid()).")
 
 
+def _require_callable(obj: object, what: str, example: str) -> None:
+    """Raise a TypeError unless ``obj`` can be called (a class or a function)."""
+    if not callable(obj):
+        raise TypeError(f"pass your {what} itself, e.g. {example}, not a "
+                        f"{type(obj).__name__}")
+
+
 def check_simple_cvae(model_class: Callable[..., torch.nn.Module], latent_dim: int = 3) -> None:
     """Check a student SimpleCVAE class: sizes, both concatenations, sigmoid, forward."""
+    _require_callable(model_class, "class", "check_simple_cvae(SimpleCVAE)")
     model = model_class(latent_dim=latent_dim).eval()
     with torch.no_grad():
         _probe_encoder(model, latent_dim)
@@ -94,6 +102,7 @@ def check_simple_cvae(model_class: Callable[..., torch.nn.Module], latent_dim: i
 def check_reparameterize(reparameterize: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                          ) -> None:
     """Check z = mu + exp(0.5 * logvar) * eps with fresh standard normal eps per entry."""
+    _require_callable(reparameterize, "function", "check_reparameterize(reparameterize)")
     torch.manual_seed(0)
     num, dims, std, shift = 20000, 4, 2.0, 3.0
     mu = torch.full((num, dims), shift)
@@ -138,6 +147,7 @@ def _close(a: float, b: float) -> bool:
 
 def check_cvae_loss(cvae_loss: Callable[..., torch.Tensor]) -> None:
     """Check loss(reconstruction, x, mu, logvar) = BCE(sum) + KL(sum), diagnosing slips."""
+    _require_callable(cvae_loss, "function", "check_cvae_loss(cvae_loss)")
     torch.manual_seed(0)
     batch, dims = 3, 5
     x = torch.rand(batch, NUM_PIXELS).round()
