@@ -203,7 +203,7 @@ BAD_CALLS = [
     case("widgets.same_z_widget", lambda: widgets.same_z_widget("model"), TypeError,
          "model must be a cvae_lib CVAE"),
     case("widgets.interpolation_widget", lambda: widgets.interpolation_widget("model"),
-         TypeError, "model must be a cvae_lib CVAE", xfail=True),
+         TypeError, "model must be a cvae_lib CVAE"),
     # exercises (the generator of the student copies)
     case("exercises.stub_source", lambda: exercises.stub_source(3), TypeError, "source",
          xfail=True),
