@@ -62,8 +62,10 @@ def _model_step(name: str) -> Callable[[], str]:
     def work() -> str:
         config = course.course_config(name)
         ensure_dataset(config.dataset)
-        course.course_model(name, progress=False)
-        return f"{config.key()}.pt"
+        path = cache_dir() / f"{config.key()}.pt"
+        # Show the epochs of a model being trained; stay quiet about cached ones.
+        course.course_model(name, progress=not path.is_file())
+        return path.name
     return work
 
 
