@@ -116,7 +116,8 @@ class GenerationWidget(widgets.VBox):
         self.label = _label_control(model)
         self.sliders = [self._slider(d) for d in self.dims]
         self.temperature = widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05,
-                                               description="temperature", readout_format=".2f")
+                                               description="temperature", readout_format=".2f",
+                                               style={"description_width": "initial"})
         self.temperature.add_class("cvae-temperature")
         self.randomize = _button("Randomise z", "cvae-randomize", icon="random")
         self.image = _image(render(model, 0, self.z), "cvae-digit")
