@@ -120,6 +120,16 @@ def screenshot(page, name: str) -> Path:  # noqa: ANN001 - a playwright Page
     return path
 
 
+@contextmanager
+def screenshot_on_failure(page, name: str) -> Iterator[None]:  # noqa: ANN001 - a Page
+    """On any failure inside, save screenshots/<name>-failed.png before re-raising."""
+    try:
+        yield
+    except Exception:
+        screenshot(page, f"{name}-failed")
+        raise
+
+
 def with_one_retry(check, *args) -> None:  # noqa: ANN001 - a callable and its arguments
     """Run ``check(*args, attempt)``; a cold first start may be slow, so retry once."""
     try:

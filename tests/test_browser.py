@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from browser import (BIN, ROOT, chromium_page, free_port, require_browser, running_server,
-                     screenshot, with_one_retry)
+                     screenshot, screenshot_on_failure, with_one_retry)
 
 WIDGET_TIMEOUT_MS = 180_000
 # Test-only JupyterLab user settings: no news pop-up, and every cell kept in the page.
@@ -81,7 +81,7 @@ def run_in_jupyterlab(notebooks: Path, notebook: str, workdir: Path, attempt: in
            f"--ServerApp.root_dir={workdir / 'notebooks'}"]
     base = f"http://127.0.0.1:{port}"
     with running_server(cmd, workdir, f"{base}/api/status?token={token}"), \
-            chromium_page() as page:
+            chromium_page() as page, screenshot_on_failure(page, "jupyterlab"):
         page.goto(f"{base}/lab/tree/{notebook}?token={token}")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
@@ -98,7 +98,8 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
     cmd = [str(BIN / "voila"), str(copy), "--no-browser", f"--port={port}",
            "--Voila.ip=127.0.0.1", f"--token={token}"]
     base = f"http://127.0.0.1:{port}"
-    with running_server(cmd, workdir, f"{base}/voila/static/"), chromium_page() as page:
+    with running_server(cmd, workdir, f"{base}/voila/static/"), chromium_page() as page, \
+            screenshot_on_failure(page, "voila"):
         page.goto(f"{base}/?token={token}", timeout=WIDGET_TIMEOUT_MS)
         check_generation_widget(page, "voila")
         for source in ("generation_widget(model)", "import"):
