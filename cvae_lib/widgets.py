@@ -160,11 +160,10 @@ class GenerationWidget(widgets.VBox):
         self.seed += 1
         z = sample_z(self.model, 1, temperature=self.temperature.value, seed=self.seed)[0]
         self.z = z.clamp(-SLIDER_LIMIT, SLIDER_LIMIT)
-        self._quiet = True
+        self._quiet = True  # the sliders' observers store their values but do not redraw
         try:
-            with self.hold_sync():
-                for dim, slider in zip(self.dims, self.sliders):
-                    slider.value = float(self.z[dim])
+            for dim, slider in zip(self.dims, self.sliders):
+                slider.value = float(self.z[dim])
         finally:
             self._quiet = False
         self._redraw()
