@@ -7,7 +7,8 @@ Introduced in 04_generation. Every widget only wires controls to the pure functi
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import ipywidgets as widgets
 import torch
@@ -62,12 +63,30 @@ def _check_z(model: CVAE, z: object) -> torch.Tensor:
     return z.reshape(-1)
 
 
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, then restore the previous thread count.
+
+    One digit is far too small to gain from threads, and on a busy machine (say, another
+    notebook training) a multi-threaded decode waits for a free core: about 20 ms instead of
+    under 1 ms per redraw (benchmarks/bench_widget_latency.py).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     """Decode one digit of class ``label`` from the latent code ``z``; return a PNG."""
     model = _check_model(model)
     label = _check_label(model, label)
     z = _check_z(model, z)
-    return png_bytes(model.generate([label], z=z.reshape(1, -1)), nrow=1)
+    with _one_thread():
+        images = model.generate([label], z=z.reshape(1, -1))
+    return png_bytes(images, nrow=1)
 
 
 def render_row(images: torch.Tensor, scale: int = 3) -> bytes:

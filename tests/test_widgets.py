@@ -145,3 +145,12 @@ def test_interpolation_widget_controls_redraw(model):
 def test_widgets_reject_a_non_model(make):
     with pytest.raises(TypeError, match="CVAE"):
         make(torch.nn.Linear(2, 2))
+
+
+def test_render_restores_the_thread_count(model):
+    threads = torch.get_num_threads()
+    render(model, 2, torch.zeros(model.latent_dim))
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError):
+        render(model, 2, torch.zeros(3))
+    assert torch.get_num_threads() == threads
