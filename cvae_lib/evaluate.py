@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cvae_lib.generation import samples_per_class
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE, as_images
 
@@ -137,3 +138,135 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
             total += (torch.logsumexp(log_w, dim=0) - math.log(k)).sum().item()
     model.train(was_training)
     return -total / len(x)
+
+
+def is_digit_model(model: CVAE) -> bool:
+    """True for a model conditioned on the ten digits and nothing else."""
+    return isinstance(model, CVAE) and model.num_classes == 10 and not model.extra_classes
+
+
+def _check_digit_model(model: CVAE, n_per_class: int) -> None:
+    """Raise unless ``model`` draws digits on demand and ``n_per_class`` is usable."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
+    if not is_digit_model(model):
+        raise ValueError(f"this needs a CVAE conditioned on the digit alone; this model has "
+                         f"num_classes={model.num_classes} and extra_classes="
+                         f"{model.extra_classes}")
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 2:
+        raise ValueError(f"n_per_class must be an integer >= 2, not {n_per_class!r}")
+
+
+def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: int = 100,
+                         temperature: float = 1.0, seed: int = 0) -> dict:
+    """How often a sample asked for digit d is read as d by the classifier.
+
+    For each label, ``n_per_class`` codes z ~ N(0, temperature^2 I) are decoded and classified.
+    Returns ``{"overall": share, "per_label": {digit: share}}``.
+    """
+    from cvae_lib.classifier import predict
+
+    _check_digit_model(model, n_per_class)
+    images = samples_per_class(model, n_per_class, temperature=temperature, seed=seed)
+    labels = torch.arange(10).repeat_interleave(n_per_class)
+    hits = (predict(classifier, images) == labels).float()
+    return {"overall": hits.mean().item(),
+            "per_label": {d: hits[labels == d].mean().item() for d in range(10)}}
+
+
+def spread(images: torch.Tensor) -> float:
+    """Mean Euclidean distance between two different images of the set, in pixel space."""
+    if len(images) < 2:
+        raise ValueError("spread needs at least two images")
+    distances = torch.cdist(images.float(), images.float())
+    return (distances.sum() / (len(images) * (len(images) - 1))).item()
+
+
+def diversity_ratio(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                    n_per_class: int = 100, seed: int = 0) -> dict:
+    """Within-class variety of samples from the prior relative to real images of that class.
+
+    For each digit: ``spread`` (mean pairwise pixel distance) of ``n_per_class`` samples
+    divided by the spread of ``n_per_class`` real images of that digit from ``x``. 0 means one
+    image drawn over and over. Samples are pixel means, smoother than real strokes, so even
+    a good model stays below 1. Returns ``{"overall": mean ratio, "per_label": {...}}``.
+    """
+    _check_data(model, x, labels)
+    _check_digit_model(model, n_per_class)
+    images = samples_per_class(model, n_per_class, seed=seed).cpu()
+    per_label = {}
+    for digit in range(10):
+        real = x[labels.cpu() == digit][:n_per_class]
+        if len(real) < 2:
+            raise ValueError(f"x holds {len(real)} image(s) of digit {digit}; diversity needs "
+                             f"at least two real images of every digit")
+        fake = images[digit * n_per_class:(digit + 1) * n_per_class]
+        per_label[digit] = spread(fake) / spread(as_images(real))
+    return {"overall": sum(per_label.values()) / 10, "per_label": per_label}
+
+
+def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
+                  extra: torch.Tensor | None = None, steps: int = 100) -> float:
+    """How well the digit can be read from mu: test accuracy of a logistic regression.
+
+    The regression is fitted on mu of the first half of ``x`` and scored on the second half
+    (chance is 0.1). A CVAE gets the label for free, so its z need not encode the digit: a low
+    figure means z holds style, not identity. An unconditional VAE's mu leaks a lot.
+    """
+    _check_data(model, x, labels)
+    if len(x) < 20:
+        raise ValueError(f"label_leakage needs at least 20 images, got {len(x)}")
+    mu, _ = posterior_params(model, x, labels, extra)
+    labels = labels.cpu()
+    half = len(mu) // 2
+    mean, std = mu[:half].mean(0), mu[:half].std(0) + 1e-6
+    features = (mu - mean) / std
+    with torch.enable_grad():
+        linear = torch.nn.Linear(mu.shape[1], 10)
+        optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps,
+                                      line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(linear(features[:half]), labels[:half]) \
+                + 1e-3 * linear.weight.pow(2).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+    with torch.no_grad():
+        predicted = linear(features[half:]).argmax(1)
+    return (predicted == labels[half:]).float().mean().item()
+
+
+def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
+                   dataset: str = "mnist", num_images: int = 1000, k: int = 100,
+                   n_per_class: int = 100) -> dict:
+    """Every evaluation figure of a trained model, as JSON-friendly values for metrics.json.
+
+    The IWAE bound, active units, KL per dimension and label leakage use the first
+    ``num_images`` test images; conditional accuracy and diversity use ``n_per_class``
+    samples per digit (skipped, as None, for models not conditioned on the MNIST digit alone).
+    """
+    from cvae_lib.classifier import load_or_train_classifier
+    from cvae_lib.data import load_dataset
+
+    x, labels = load_dataset(dataset, train=False)
+    x, labels = x[:num_images], labels[:num_images]
+    kl = kl_per_dimension(model, x, labels)
+    result = {"eval_images": len(x), "iwae_k": k,
+              "iwae_nll": importance_weighted_bound(model, x, labels, k=k),
+              "active_units": active_units(model, x, labels),
+              "kl_per_dim": [round(v, 4) for v in kl.tolist()],
+              "label_leakage": label_leakage(model, x, labels),
+              "conditional_accuracy": None, "conditional_accuracy_per_label": None,
+              "diversity_ratio": None, "samples_per_class": n_per_class}
+    if is_digit_model(model):
+        diversity = diversity_ratio(model, x, labels, n_per_class=n_per_class)
+        result["diversity_ratio"] = diversity["overall"]
+        if dataset == "mnist":
+            classifier = classifier or load_or_train_classifier(progress=False)
+            accuracy = conditional_accuracy(model, classifier, n_per_class=n_per_class)
+            result["conditional_accuracy"] = accuracy["overall"]
+            result["conditional_accuracy_per_label"] = accuracy["per_label"]
+    return result
