@@ -113,10 +113,10 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator[object]:
 
 
 def screenshot(page, name: str) -> Path:  # noqa: ANN001 - a playwright Page
-    """Save a full-page screenshot to screenshots/<name>.png (gitignored)."""
+    """Save a screenshot of the window to screenshots/<name>.png (gitignored)."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    page.screenshot(path=str(path))
     return path
 
 

@@ -106,6 +106,8 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
             assert page.get_by_text(source).count() == 0, f"the page shows code: {source!r}"
         for css in (".cvae-same-z img", "img.cvae-interpolation"):
             assert page.locator(css).count() == 1, f"{css} is missing from the presenter view"
+        page.locator("img.cvae-interpolation").scroll_into_view_if_needed()
+        screenshot(page, "voila-4-interpolation")
 
 
 def test_generation_widget_in_jupyterlab(tmp_path) -> None:
