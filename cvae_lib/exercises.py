@@ -25,6 +25,8 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 def stub_source(source: str) -> tuple[str, bool]:
     """Replace every solution block in a cell's source with a failing TODO line."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a cell's source text (str), not {type(source).__name__}")
     out: list[str] = []
     todo, inside, changed = "complete this code", False, False
     for line in source.splitlines():
@@ -48,9 +50,17 @@ def stub_source(source: str) -> tuple[str, bool]:
     return "\n".join(out), changed
 
 
+def _check_notebook(solution: object) -> dict:
+    """Return ``solution`` if it looks like a notebook (a dict with a list of cells)."""
+    if not isinstance(solution, dict) or not isinstance(solution.get("cells"), list):
+        raise TypeError("solution must be a notebook read with nbformat.read(path, 4), "
+                        f"not {type(solution).__name__}")
+    return solution
+
+
 def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The student copy of a solution notebook (outputs stripped, failing cells tagged)."""
-    student = nbformat.from_dict(solution)
+    student = nbformat.from_dict(_check_notebook(solution))
     for cell in student.cells:
         if cell.cell_type != "code":
             continue
@@ -69,7 +79,7 @@ def student_notebook(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def solution_lines(solution: nbformat.NotebookNode) -> list[str]:
     """Code lines found only inside solution blocks (they must not reach the student)."""
     inside, outside = [], set()
-    for cell in solution.cells:
+    for cell in nbformat.from_dict(_check_notebook(solution)).cells:
         if cell.cell_type == "code":
             blocks = re.findall(f"{BEGIN}(.*?){END}", cell.source, flags=re.S)
             inside += [ln.strip() for block in blocks for ln in block.splitlines()]

@@ -14,12 +14,17 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from torchvision.utils import make_grid
 
-from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
-from cvae_lib.models import CVAE
+from cvae_lib.generation import check_model, same_z_all_labels, sample_z, samples_per_class
+from cvae_lib.models import CVAE, check_tensor
 
 
 def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
     """Tile flattened images (N, 784) into one (H, W) picture with ``nrow`` per row."""
+    if check_tensor(images, "images").numel() == 0 or images.numel() % 784:
+        raise ValueError(f"images must be 28x28 pictures, shape (N, 784) or (N, 28, 28), "
+                         f"not {tuple(images.shape)}")
+    if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow <= 0:
+        raise ValueError(f"nrow must be a positive integer, not {nrow!r}")
     tiles = images.detach().float().cpu().reshape(-1, 1, 28, 28)
     return make_grid(tiles, nrow=nrow, padding=2, pad_value=0.0)[0]
 
@@ -27,10 +32,11 @@ def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None,
                 row_labels: Sequence[str] | None = None, ax: plt.Axes | None = None) -> Figure:
     """Show flattened images as a grid, optionally naming each row."""
+    grid = image_grid(images, nrow)
     if ax is None:
         rows = -(-len(images) // nrow)
         _, ax = plt.subplots(figsize=(nrow * 0.6 + 0.8, rows * 0.6 + 0.6))
-    ax.imshow(image_grid(images, nrow), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
     ax.set_xticks([])
     if row_labels is None:
         ax.set_yticks([])
@@ -53,7 +59,7 @@ def plot_samples_per_class(model: CVAE, n_per_class: int = 10, seed: int = 0,
 
 def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> Figure:
     """Top row: one z under every label. Below: a new z per image, label fixed per column."""
-    k = model.num_classes
+    k = check_model(model).num_classes
     z = sample_z(model, n_rows + 1, seed=seed)
     top = same_z_all_labels(model, z[0])
     rest = torch.cat([model.generate(list(range(k)), z=z[i].expand(k, -1).contiguous())
@@ -72,6 +78,9 @@ def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> 
 
 def plot_training_curves(history) -> Figure:  # noqa: ANN001 - a cvae_lib.train.History
     """Total, reconstruction and KL per epoch, train and test, in nats per image."""
+    if not all(hasattr(history, f"{split}_kl") for split in ("train", "test")):
+        raise TypeError(f"history must be the History that train() returns, "
+                        f"not {type(history).__name__}")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, name in zip(axes, ("total", "recon", "kl")):
         for split, style in (("train", "-"), ("test", "--")):
@@ -108,6 +117,10 @@ def live_training_curves() -> Callable:
 def plot_kl_per_dimension(kl_by_model: Mapping[str, torch.Tensor],
                           threshold: float | None = None) -> Figure:
     """One bar chart per model: mean KL of each latent dimension, in nats per image."""
+    if not isinstance(kl_by_model, Mapping) or not kl_by_model:
+        raise TypeError("kl_by_model must be a non-empty dict {model name: KL per dimension}")
+    for name, kl in kl_by_model.items():
+        check_tensor(kl, f"the KL per dimension of {name!r}")
     fig, axes = plt.subplots(1, len(kl_by_model), figsize=(4.2 * len(kl_by_model), 3.2),
                              sharey=True, squeeze=False)
     for ax, (name, kl) in zip(axes[0], kl_by_model.items()):
@@ -140,7 +153,7 @@ def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
 
 def plot_cvae_architecture(model: CVAE) -> Figure:
     """The data flow of ``model`` with its real sizes: where the label joins, what comes out."""
-    d, c = model.latent_dim, model.cond_dim
+    d, c = check_model(model).latent_dim, model.cond_dim
     hidden = "→".join(str(h) for h in model.hidden_dims)
     hidden_back = "→".join(str(h) for h in model.hidden_dims[::-1])
     fig, ax = plt.subplots(figsize=(14, 4.4))
