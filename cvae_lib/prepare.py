@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cvae_lib import course
+from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import DataUnavailableError, data_dir, ensure_dataset
 from cvae_lib.setup import fast_mode
 from cvae_lib.train import cache_dir
@@ -51,7 +52,7 @@ def _run_step(name: str, work: Callable[[], str]) -> PrepareResult:
         note = work()
     except DataUnavailableError as err:
         return PrepareResult(name, "skipped", time.perf_counter() - start,
-                             FASHION_HELP if "fashion" in name else str(err).splitlines()[0])
+                             str(err).splitlines()[0])
     seconds = time.perf_counter() - start
     status = "built" if _snapshot(folders) != before else "cached"
     return PrepareResult(name, status, seconds, note)
@@ -61,7 +62,12 @@ def _model_step(name: str) -> Callable[[], str]:
     """A step that loads or trains the named course model."""
     def work() -> str:
         config = course.course_config(name)
-        ensure_dataset(config.dataset)
+        try:
+            ensure_dataset(config.dataset)
+        except DataUnavailableError as err:
+            if config.dataset == "fashion-mnist":
+                raise DataUnavailableError(FASHION_HELP) from err
+            raise
         path = cache_dir() / f"{config.key()}.pt"
         # Show the epochs of a model being trained; stay quiet about cached ones.
         course.course_model(name, progress=not path.is_file())
@@ -71,10 +77,6 @@ def _model_step(name: str) -> Callable[[], str]:
 
 def _classifier_step() -> str:
     """Load or train the evaluation classifier of ``cvae_lib.classifier``."""
-    try:
-        from cvae_lib.classifier import load_or_train_classifier
-    except ImportError as err:
-        raise DataUnavailableError(f"this cvae_lib has no evaluation classifier ({err})") from err
     load_or_train_classifier(progress=False)
     return "evaluation classifier"
 
