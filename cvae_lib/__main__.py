@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib
 
 from cvae_lib.data import FASHION_CLASSES, DataUnavailableError
-from cvae_lib.evaluate import dataset_loss
+from cvae_lib.evaluate import dataset_loss, evaluate_model
 from cvae_lib.train import TrainConfig, save_checkpoint, train
 
 FIGURES = ("cvae_generated_samples.png", "cvae_conditional_generation.png",
@@ -56,7 +56,13 @@ def write_outputs(out: Path, model, config: TrainConfig, history) -> dict:  # no
                "epochs": len(history.epoch), "train_seconds": history.seconds[-1] if
                history.seconds else 0.0, "interrupted": history.interrupted,
                "units": "nats per image (sum over 784 pixels and latent dims, mean over images)",
-               "config": config.to_dict()}
+               "config": config.to_dict(),
+               "evaluation": evaluate_model(model, dataset=config.dataset, num_images=1000,
+                                            k=100, n_per_class=100),
+               "evaluation_note": "iwae_nll (nats per image, k samples), active_units, "
+               "kl_per_dim and label_leakage use the first eval_images test images; "
+               "conditional_accuracy and diversity_ratio use samples_per_class samples "
+               "of each digit from z ~ N(0, I)"}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -85,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"test loss {metrics['test_loss']:.2f} nats per image "
           f"(recon {metrics['test_recon']:.2f} + KL {metrics['test_kl']:.2f}) after "
           f"{metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training.")
+    evaluation = metrics["evaluation"]
+    if evaluation["conditional_accuracy"] is not None:
+        print(f"samples from z ~ N(0, I) read as the requested digit: "
+              f"{evaluation['conditional_accuracy']:.1%}; IWAE bound "
+              f"{evaluation['iwae_nll']:.2f} nats; {evaluation['active_units']} active units.")
     print(f"Wrote {', '.join(FIGURES)}, model.pt and metrics.json to {args.out}/")
     return 0
 

@@ -46,6 +46,9 @@ class DigitClassifier(nn.Module):
 
 def bf16_is_fast(device: torch.device) -> bool:
     """True where bfloat16 autocast speeds training up: CUDA, or a CPU with bf16 instructions."""
+    if not isinstance(device, torch.device):
+        raise TypeError(f"device must be a torch.device (e.g. torch.device('cpu')), "
+                        f"not {type(device).__name__}")
     if device.type == "cuda":
         return True
     try:

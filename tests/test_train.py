@@ -124,15 +124,22 @@ def test_device_preference(monkeypatch):
 
 
 def test_main_job_writes_five_files(tmp_path, capsys):
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path)]) == 0
-    names = {p.name for p in tmp_path.iterdir()}
+    out = tmp_path / "out"
+    assert main(["train", "--epochs", "1", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
     assert names == {"cvae_generated_samples.png", "cvae_conditional_generation.png",
                      "cvae_training_curves.png", "model.pt", "metrics.json"}
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs"] == 1 and 90 < metrics["test_loss"] < 200
     assert metrics["train_seconds"] > 0
     assert abs(metrics["test_loss"] - metrics["test_recon"] - metrics["test_kl"]) < 1e-6
-    assert isinstance(cvae_lib.load_model(tmp_path / "model.pt"), cvae_lib.CVAE)
+    evaluation = metrics["evaluation"]
+    assert evaluation["eval_images"] == 1000 and evaluation["iwae_k"] == 100
+    assert 50 < evaluation["iwae_nll"] < metrics["test_loss"] + 5
+    assert len(evaluation["kl_per_dim"]) == 16 and 0 <= evaluation["active_units"] <= 16
+    assert 0 <= evaluation["conditional_accuracy"] <= 1 and evaluation["diversity_ratio"] > 0
+    assert set(evaluation["conditional_accuracy_per_label"]) == {str(d) for d in range(10)}
+    assert isinstance(cvae_lib.load_model(out / "model.pt"), cvae_lib.CVAE)
 
 
 def test_main_job_rejects_bad_options(tmp_path, capsys):

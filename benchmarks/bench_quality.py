@@ -1,0 +1,130 @@
+"""Quality per second: the course's default recipe against the spec's recipe.
+
+Run: ``.venv/bin/python benchmarks/bench_quality.py [--spec-epochs 50]`` (about 10 minutes,
+most of it the spec's 50 epochs). For each recipe it prints the training seconds until the
+test loss first reaches 95.1 nats (test loss measured after every epoch; evaluation time is
+not counted), the final test loss, the conditional accuracy judged by the project's
+classifier (``cvae_lib.classifier``) and the within-class diversity of samples
+(``cvae_lib.evaluate.diversity_ratio``), side by side with their ratios. Targets: the default
+recipe reaches <= 95.1 nats and >= 97% conditional accuracy within 90 s of training, with
+diversity no lower than the spec recipe's. Figures also go to outputs/bench_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from _common import LOSS_TARGET, SPEC_EPOCHS, SpecRecipe, machine
+
+from cvae_lib.classifier import classifier_accuracy, load_or_train_classifier
+from cvae_lib.data import load_mnist
+from cvae_lib.evaluate import conditional_accuracy, dataset_loss, diversity_ratio
+from cvae_lib.models import CVAE
+from cvae_lib.train import TrainConfig, train
+
+TARGET_SECONDS = 90.0
+TARGET_ACCURACY = 0.97
+
+
+def seconds_to_target(losses: list[float], seconds: list[float]) -> float | None:
+    """Training seconds at the first epoch whose test loss is <= the target, else None."""
+    return next((s for loss, s in zip(losses, seconds) if loss <= LOSS_TARGET), None)
+
+
+def judge(model: CVAE, losses: list[float], seconds: list[float], classifier,  # noqa: ANN001
+          n_per_class: int) -> dict:
+    """The figures of one trained model."""
+    test_x, test_labels = load_mnist(train=False)
+    return {"seconds_to_target": seconds_to_target(losses, seconds),
+            "train_seconds": seconds[-1], "epochs": len(losses),
+            "test_loss": dataset_loss(model, test_x, test_labels)["total"],
+            "conditional_accuracy": conditional_accuracy(model, classifier,
+                                                         n_per_class=n_per_class)["overall"],
+            "diversity": diversity_ratio(model, test_x, test_labels,
+                                         n_per_class=n_per_class)["overall"]}
+
+
+def run_default(classifier, n_per_class: int) -> dict:  # noqa: ANN001
+    """Train the course's default recipe and judge it."""
+    model, history = train(TrainConfig(), progress=False)
+    return judge(model, history.test_total, history.seconds, classifier, n_per_class)
+
+
+def run_spec(classifier, num_epochs: int, n_per_class: int) -> dict:  # noqa: ANN001
+    """Train the spec's recipe, measuring the test loss after every epoch, and judge it."""
+    test_x, test_labels = load_mnist(train=False)
+    spec = SpecRecipe()
+    losses, seconds, elapsed = [], [], 0.0
+    for epoch in range(1, num_epochs + 1):
+        elapsed += spec.epoch()
+        losses.append(dataset_loss(spec.as_course_model(), test_x, test_labels)["total"])
+        seconds.append(elapsed)
+        print(f"  spec epoch {epoch:3d}: test loss {losses[-1]:7.2f} nats, "
+              f"{elapsed:6.1f} s of training", flush=True)
+    return judge(spec.as_course_model(), losses, seconds, classifier, n_per_class)
+
+
+def fmt_seconds(value: float | None) -> str:
+    """Seconds with one decimal, or 'never'."""
+    return "never" if value is None else f"{value:.1f}"
+
+
+def print_table(default: dict, spec: dict) -> None:
+    """Side-by-side table with ratios and PASS/FAIL against the targets."""
+    within = default["seconds_to_target"] is not None and default["train_seconds"] <= \
+        TARGET_SECONDS
+    checks = {
+        "test loss (nats)": default["test_loss"] <= LOSS_TARGET,
+        "train seconds": within,
+        "conditional acc": default["conditional_accuracy"] >= TARGET_ACCURACY,
+        "diversity": default["diversity"] >= spec["diversity"],
+    }
+    rows = [
+        ("seconds to 95.1", fmt_seconds(spec["seconds_to_target"]),
+         fmt_seconds(default["seconds_to_target"]), None),
+        ("train seconds", f"{spec['train_seconds']:.1f}", f"{default['train_seconds']:.1f}",
+         f"<= {TARGET_SECONDS:.0f}"),
+        ("epochs", str(spec["epochs"]), str(default["epochs"]), None),
+        ("test loss (nats)", f"{spec['test_loss']:.2f}", f"{default['test_loss']:.2f}",
+         f"<= {LOSS_TARGET}"),
+        ("conditional acc", f"{spec['conditional_accuracy']:.1%}",
+         f"{default['conditional_accuracy']:.1%}", f">= {TARGET_ACCURACY:.0%}"),
+        ("diversity", f"{spec['diversity']:.3f}", f"{default['diversity']:.3f}", ">= spec"),
+    ]
+    print(f"{'figure':<18} {'spec recipe':>12} {'default':>10} {'ratio':>7}  target")
+    for name, ref, ours, target in rows:
+        try:
+            ratio = f"{float(ours.rstrip('%')) / float(ref.rstrip('%')):.2f}"
+        except (ValueError, ZeroDivisionError):
+            ratio = "-"
+        verdict = "" if target is None else f"{target}: {'PASS' if checks[name] else 'FAIL'}"
+        print(f"{name:<18} {ref:>12} {ours:>10} {ratio:>7}  {verdict}")
+    print("ALL TARGETS MET" if all(checks.values()) else "SOME TARGETS MISSED")
+
+
+def main() -> None:
+    """Train both recipes, judge them, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec-epochs", type=int, default=SPEC_EPOCHS)
+    parser.add_argument("--samples-per-class", type=int, default=500)
+    args = parser.parse_args()
+    if args.spec_epochs < 1 or args.samples_per_class < 2:
+        parser.error("--spec-epochs must be >= 1 and --samples-per-class >= 2")
+    print(f"machine: {machine()}")
+    classifier = load_or_train_classifier(progress=False)
+    print(f"classifier test accuracy: {classifier_accuracy(classifier, *load_mnist(False)):.2%}")
+    print(f"default recipe: {TrainConfig()}", flush=True)
+    default = run_default(classifier, args.samples_per_class)
+    print(f"spec recipe: batch 128, Adam 1e-3, {args.spec_epochs} epochs", flush=True)
+    spec = run_spec(classifier, args.spec_epochs, args.samples_per_class)
+    print_table(default, spec)
+    out = Path(__file__).resolve().parents[1] / "outputs" / "bench_quality.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": machine(), "default": default, "spec": spec},
+                              indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
