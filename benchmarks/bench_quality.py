@@ -117,6 +117,8 @@ def main() -> None:
     print(f"classifier test accuracy: {classifier_accuracy(classifier, *load_mnist(False)):.2%}")
     print(f"default recipe: {TrainConfig()}", flush=True)
     default = run_default(classifier, args.samples_per_class)
+    print("  default: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                    for k, v in default.items()), flush=True)
     print(f"spec recipe: batch 128, Adam 1e-3, {args.spec_epochs} epochs", flush=True)
     spec = run_spec(classifier, args.spec_epochs, args.samples_per_class)
     print_table(default, spec)
