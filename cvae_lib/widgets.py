@@ -96,6 +96,9 @@ def render_row(images: torch.Tensor, scale: int = 3) -> bytes:
 
 def decoder_dims(model: CVAE, k: int = MAX_SLIDERS) -> list[int]:
     """The ``k`` latent dimensions the decoder weighs most (first-layer weight norm), sorted."""
+    _check_model(model)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer (how many dimensions), not {k!r}")
     weight = model.decoder[0].weight.detach()[:, :model.latent_dim]
     return sorted(weight.norm(dim=0).argsort(descending=True)[:k].tolist())
 

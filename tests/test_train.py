@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
 import torch
 
 import cvae_lib
-import cvae_lib.train as train_module
 from cvae_lib import setup
 from cvae_lib.__main__ import main
 from cvae_lib.train import (TrainConfig, cache_dir, load_checkpoint, load_model, load_or_train,
@@ -92,7 +92,8 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
 def test_load_or_train_caches_by_config(monkeypatch):
     config = TrainConfig(num_epochs=1, train_limit=256)
     first, _ = load_or_train(config, progress=False)
-    monkeypatch.setattr(train_module, "train", _must_not_train)
+    # cvae_lib.train the attribute is the function; patch it in the module load_or_train uses.
+    monkeypatch.setattr(importlib.import_module("cvae_lib.train"), "train", _must_not_train)
     second, history = load_or_train(config, progress=False)
     assert history.epoch == [1]
     assert torch.equal(first.fc_mu.weight.cpu(), second.fc_mu.weight.cpu())
