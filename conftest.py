@@ -2,6 +2,27 @@
 
 import os
 
+import nbformat
+import pytest
+
+from tests.notebook_outputs import expected_outputs, expected_path, is_checked
+
 # Tests never touch the network and run the notebooks' fast mode.
 os.environ.setdefault("CVAE_OFFLINE", "1")
 os.environ.setdefault("CVAE_FAST", "1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give nbval the stored printout of each ``# NBVAL_CHECK_OUTPUT`` cell to compare with."""
+    for item in items:
+        cell = getattr(item, "cell", None)
+        if cell is None or not is_checked(cell):
+            continue
+        expected = expected_outputs(item.path)
+        if cell.id not in expected:
+            raise pytest.UsageError(
+                f"{item.path.name}: cell {cell.id} is marked # NBVAL_CHECK_OUTPUT but "
+                f"{expected_path(item.path)} holds no output for it; record it with "
+                f"`.venv/bin/python tests/notebook_outputs.py {item.path}`")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell.id])]
+        cell.execution_count = 1  # nbval compares only cells it sees as run
