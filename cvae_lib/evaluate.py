@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.generation import samples_per_class
+from cvae_lib.generation import check_model, samples_per_class
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE, as_images
 
@@ -45,9 +45,7 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
 
 def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor) -> None:
     """Raise a clear error, before any work, when the model or the data are unusable."""
-    if not isinstance(model, CVAE):
-        raise TypeError(f"model must be a cvae_lib CVAE (or VAE), not {type(model).__name__}; "
-                        f"load one with cvae_lib.load_model(path) or course_model(name)")
+    check_model(model)
     if not isinstance(x, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise TypeError("x and labels must be torch tensors (e.g. from load_mnist())")
     if len(x) == 0:

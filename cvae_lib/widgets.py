@@ -14,7 +14,7 @@ import ipywidgets as widgets
 import torch
 from PIL import Image
 
-from cvae_lib.generation import interpolate, same_z_all_labels, sample_z
+from cvae_lib.generation import check_model, interpolate, same_z_all_labels, sample_z
 from cvae_lib.models import CVAE
 from cvae_lib.plots import image_grid
 
@@ -31,14 +31,6 @@ def png_bytes(images: torch.Tensor, nrow: int, scale: int = SCALE) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _check_model(model: object) -> CVAE:
-    """Return ``model`` in eval mode if it is a cvae_lib model, else raise a clear error."""
-    if not isinstance(model, CVAE):
-        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}; "
-                        f"get one with course_model('cvae') or load_model(path)")
-    return model.eval()
 
 
 def _check_label(model: CVAE, label: object) -> int:
@@ -81,7 +73,7 @@ def _one_thread() -> Iterator[None]:
 
 def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     """Decode one digit of class ``label`` from the latent code ``z``; return a PNG."""
-    model = _check_model(model)
+    model = check_model(model).eval()
     label = _check_label(model, label)
     z = _check_z(model, z)
     with _one_thread():
@@ -96,7 +88,7 @@ def render_row(images: torch.Tensor, scale: int = 3) -> bytes:
 
 def decoder_dims(model: CVAE, k: int = MAX_SLIDERS) -> list[int]:
     """The ``k`` latent dimensions the decoder weighs most (first-layer weight norm), sorted."""
-    _check_model(model)
+    check_model(model)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer (how many dimensions), not {k!r}")
     weight = model.decoder[0].weight.detach()[:, :model.latent_dim]
@@ -130,7 +122,7 @@ class GenerationWidget(widgets.VBox):
     """Label buttons, latent sliders, temperature and randomise, and the decoded digit."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        self.model = _check_model(model)
+        self.model = check_model(model).eval()
         self.seed = seed
         self.z = sample_z(model, 1, seed=seed)[0].clamp(-SLIDER_LIMIT, SLIDER_LIMIT)
         self.dims = decoder_dims(model)
@@ -200,7 +192,7 @@ class SameZWidget(widgets.VBox):
     """One z decoded under every label as a strip, with a "new z" button."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        self.model = _check_model(model)
+        self.model = check_model(model).eval()
         self.seed = seed
         self.new_z = _button("new z", "cvae-new-z")
         self.image = _image(self._png(), "cvae-same-z-image")
@@ -228,7 +220,7 @@ class InterpolationWidget(widgets.VBox):
     """A straight line between two random z, decoded under the chosen label."""
 
     def __init__(self, model: CVAE, seed: int = 0) -> None:
-        self.model = _check_model(model)
+        self.model = check_model(model).eval()
         self.seed = seed
         self.label = _label_control(model)
         self.steps = widgets.IntSlider(value=8, min=2, max=16, description="steps")
