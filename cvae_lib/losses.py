@@ -44,23 +44,33 @@ def _check_weight(value: object, name: str) -> float:
     return float(value)
 
 
+def _check_pixels(logits: torch.Tensor, x: torch.Tensor) -> None:
+    """Raise unless ``logits`` and ``x`` share a shape and ``x`` holds intensities in [0, 1]."""
+    _same_shape(logits, x, "logits and x")
+    low, high = torch.aminmax(x.detach()) if x.numel() else (0, 0)
+    if low < 0 or high > 1:
+        raise ValueError(f"x must hold pixel intensities in [0, 1], not values from "
+                         f"{float(low):g} to {float(high):g}")
+
+
 def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Bernoulli negative log-likelihood from pixel logits, summed over pixels and batch.
 
     Same value as ``F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="sum")`` but
     stable: it never takes the log of a sigmoid that has saturated to 0 or 1.
     """
-    _same_shape(logits, x, "logits and x")
-    low, high = torch.aminmax(x.detach()) if x.numel() else (0, 0)
-    if low < 0 or high > 1:
-        raise ValueError(f"x must hold pixel intensities in [0, 1], not values from "
-                         f"{float(low):g} to {float(high):g}")
+    _check_pixels(logits, x)
     return F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over dimensions and batch."""
     _same_shape(mu, logvar, "mu and logvar")
+    return _kl_sum(mu, logvar)
+
+
+def _kl_sum(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """``kl_divergence`` without the input checks."""
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
@@ -68,8 +78,16 @@ def cvae_loss(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: t
               beta: float = 1.0) -> LossTerms:
     """Negative ELBO with a KL weight ``beta``: total = recon + beta * KL (batch sums)."""
     beta = _check_weight(beta, "beta")
-    recon = reconstruction_loss(logits, x)
-    kl = kl_divergence(mu, logvar)
+    _check_pixels(logits, x)
+    _same_shape(mu, logvar, "mu and logvar")
+    return _loss_terms(logits, x, mu, logvar, beta)
+
+
+def _loss_terms(logits: torch.Tensor, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                beta: float) -> LossTerms:
+    """``cvae_loss`` without the input checks, for the training loop's already-checked data."""
+    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    kl = _kl_sum(mu, logvar)
     return LossTerms(recon + beta * kl, recon, kl)
 
 

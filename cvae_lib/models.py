@@ -175,6 +175,10 @@ class CVAE(nn.Module):
         """Map images and their labels to the mean and log-variance of q(z | x, y)."""
         x = as_images(x)
         self._check_condition(y_onehot, len(x), "images")
+        return self._encode(x, y_onehot)
+
+    def _encode(self, x: torch.Tensor, y_onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``encode`` without the input checks, for the training loop's already-checked data."""
         h = F.relu(self.encoder(torch.cat([x, y_onehot], dim=1)))
         return self.fc_mu(h), self.fc_logvar(h)
 
@@ -183,8 +187,12 @@ class CVAE(nn.Module):
         if check_tensor(mu, "mu").shape != check_tensor(logvar, "logvar").shape:
             raise ValueError(f"mu and logvar must have the same shape, not {tuple(mu.shape)} "
                              f"and {tuple(logvar.shape)}")
-        std = torch.exp(0.5 * logvar)
-        return mu + std * torch.randn_like(std)
+        return self._reparameterize(mu, logvar)
+
+    @staticmethod
+    def _reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """``reparameterize`` without the input checks, for the training loop."""
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
     def decode_logits(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
         """Pixel logits (before the sigmoid) for latent codes and labels."""
@@ -192,6 +200,10 @@ class CVAE(nn.Module):
             raise ValueError(f"z must have shape (batch, latent_dim={self.latent_dim}), "
                              f"not {tuple(z.shape)}")
         self._check_condition(y_onehot, len(z), "latent codes")
+        return self._decode_logits(z, y_onehot)
+
+    def _decode_logits(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
+        """``decode_logits`` without the input checks, for the training loop."""
         return self.decoder(torch.cat([z, y_onehot], dim=1))
 
     def decode(self, z: torch.Tensor, y_onehot: torch.Tensor) -> torch.Tensor:
@@ -254,7 +266,6 @@ class VAE(CVAE):
 
     def __init__(self, latent_dim: int = 16, hidden_dims: Sequence[int] = (256, 256)) -> None:
         super().__init__(latent_dim, num_classes=1, hidden_dims=hidden_dims)
-
 
     def one_hot(self, labels: LabelsLike, extra: torch.Tensor | None = None) -> torch.Tensor:
         """The same constant condition for every item: the labels' values are ignored."""

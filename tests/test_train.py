@@ -50,6 +50,25 @@ def test_ctrl_c_returns_what_was_learned():
     assert not torch.equal(model.fc_mu.weight, fresh.fc_mu.weight)
 
 
+def _subnormals_survive() -> bool:
+    """True when the CPU keeps a subnormal float (below 1.2e-38) instead of flushing it to 0."""
+    return bool((torch.tensor([1e-38]) * 0.25).item() != 0)
+
+
+def test_subnormals_are_flushed_during_training_only():
+    seen = []
+    assert _subnormals_survive()
+    train(SMALL, progress=False, on_epoch=lambda history: seen.append(_subnormals_survive()))
+    assert seen == [False, False, False]
+    assert _subnormals_survive()
+
+    def interrupt(history):
+        raise KeyboardInterrupt
+
+    train(SMALL, progress=False, on_epoch=interrupt)
+    assert _subnormals_survive()
+
+
 def test_interrupted_run_is_not_cached_as_finished():
     def interrupt(history):
         raise KeyboardInterrupt
