@@ -11,8 +11,9 @@ import torch
 import cvae_lib
 from cvae_lib import setup
 from cvae_lib.__main__ import main
-from cvae_lib.train import (TrainConfig, cache_dir, load_checkpoint, load_model, load_or_train,
-                            save_checkpoint, train)
+from cvae_lib.losses import cvae_loss
+from cvae_lib.train import (TINY_MOMENT, TrainConfig, _flush_tiny_moments, cache_dir,
+                            load_checkpoint, load_model, load_or_train, save_checkpoint, train)
 
 SMALL = TrainConfig(num_epochs=3, batch_size=64, train_limit=1024, lr=2e-3)
 
@@ -50,23 +51,21 @@ def test_ctrl_c_returns_what_was_learned():
     assert not torch.equal(model.fc_mu.weight, fresh.fc_mu.weight)
 
 
-def _subnormals_survive() -> bool:
-    """True when the CPU keeps a subnormal float (below 1.2e-38) instead of flushing it to 0."""
-    return bool((torch.tensor([1e-38]) * 0.25).item() != 0)
-
-
-def test_subnormals_are_flushed_during_training_only():
-    seen = []
-    assert _subnormals_survive()
-    train(SMALL, progress=False, on_epoch=lambda history: seen.append(_subnormals_survive()))
-    assert seen == [False, False, False]
-    assert _subnormals_survive()
-
-    def interrupt(history):
-        raise KeyboardInterrupt
-
-    train(SMALL, progress=False, on_epoch=interrupt)
-    assert _subnormals_survive()
+def test_tiny_adam_moments_are_set_to_zero_and_others_kept():
+    model = SMALL.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, labels, _ = SMALL.load_data(train=True)
+    logits, mu, logvar = model.forward_logits(x[:64], labels[:64])
+    cvae_loss(logits, x[:64], mu, logvar).total.backward()
+    optimizer.step()
+    state = optimizer.state[model.encoder[0].weight]
+    state["exp_avg"][0, :3] = torch.tensor([1e-39, -1e-31, 1e-29])
+    before = state["exp_avg"].clone()
+    _flush_tiny_moments(optimizer)
+    after = state["exp_avg"]
+    assert after[0, :3].tolist() == [0.0, 0.0, pytest.approx(1e-29)]
+    assert torch.equal(after[before.abs() >= TINY_MOMENT], before[before.abs() >= TINY_MOMENT])
+    assert (after[0] != 0).any()
 
 
 def test_interrupted_run_is_not_cached_as_finished():
