@@ -26,7 +26,7 @@ COURSE_CONFIGS: dict[str, TrainConfig] = {
     # 05_modify_parameters: the latent dimension, and longer training.
     "latent2": TrainConfig(latent_dim=2, num_epochs=10),
     "latent64": TrainConfig(latent_dim=64, num_epochs=10),
-    "long": TrainConfig(num_epochs=70),
+    "long": TrainConfig(num_epochs=2 * TrainConfig().num_epochs),
     "fashion": TrainConfig(dataset="fashion-mnist", num_epochs=10),
     # 07_challenge_thickness: digit and stroke thickness.
     "thickness": TrainConfig(condition="digit+thickness", num_epochs=10),
