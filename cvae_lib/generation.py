@@ -26,13 +26,22 @@ def check_model(model: object) -> CVAE:
 
 
 def one_code(model: CVAE, z: object, name: str = "z") -> torch.Tensor:
-    """Check that ``z`` is a single latent code of the model and return it as (1, latent_dim)."""
-    z = check_tensor(z, name)
-    if z.numel() != model.latent_dim:
+    """Check that ``z`` (a tensor or a list of numbers) is one finite latent code of the model.
+
+    Accepts shape (latent_dim,) or (1, latent_dim); returns a float tensor (1, latent_dim).
+    """
+    try:
+        z = torch.as_tensor(z, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a tensor or a list of {model.latent_dim} numbers, "
+                        f"not {type(z).__name__}") from None
+    if z.numel() != model.latent_dim or z.dim() > 2 or (z.dim() == 2 and len(z) != 1):
         raise ValueError(f"{name} must be one latent code of {model.latent_dim} numbers, "
                          f"shape ({model.latent_dim},) or (1, {model.latent_dim}), "
                          f"not {tuple(z.shape)}")
-    return z.reshape(1, -1).float()
+    if not torch.isfinite(z).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return z.reshape(1, -1)
 
 
 def sample_z(model: CVAE, n: int, temperature: float = 1.0, seed: int | None = None

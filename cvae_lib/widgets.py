@@ -14,7 +14,8 @@ import ipywidgets as widgets
 import torch
 from PIL import Image
 
-from cvae_lib.generation import check_model, interpolate, same_z_all_labels, sample_z
+from cvae_lib.generation import (check_model, interpolate, one_code, same_z_all_labels,
+                                 sample_z)
 from cvae_lib.models import CVAE
 from cvae_lib.plots import image_grid
 
@@ -43,18 +44,6 @@ def _check_label(model: CVAE, label: object) -> int:
     return label
 
 
-def _check_z(model: CVAE, z: object) -> torch.Tensor:
-    """Return ``z`` as one float latent code (latent_dim,), else raise a clear error."""
-    z = torch.as_tensor(z, dtype=torch.float32)
-    if z.numel() != model.latent_dim or z.dim() > 2 or (z.dim() == 2 and len(z) != 1):
-        raise ValueError(f"z must be one latent code of {model.latent_dim} numbers, shape "
-                         f"({model.latent_dim},) or (1, {model.latent_dim}), "
-                         f"not {tuple(z.shape)}")
-    if not torch.isfinite(z).all():
-        raise ValueError("z contains NaN or infinite values")
-    return z.reshape(-1)
-
-
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run torch on one thread inside the block, then restore the previous thread count.
@@ -75,9 +64,9 @@ def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     """Decode one digit of class ``label`` from the latent code ``z``; return a PNG."""
     model = check_model(model).eval()
     label = _check_label(model, label)
-    z = _check_z(model, z)
+    z = one_code(model, z)
     with _one_thread():
-        images = model.generate([label], z=z.reshape(1, -1))
+        images = model.generate([label], z=z)
     return png_bytes(images, nrow=1)
 
 

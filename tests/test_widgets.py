@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cvae_lib.generation import interpolate, same_z_all_labels
 from cvae_lib.train import TrainConfig, train
 from cvae_lib.widgets import (SCALE, decoder_dims, generation_widget, interpolation_widget,
                               render, same_z_widget)
@@ -69,6 +70,20 @@ def test_render_rejects_a_non_model():
 def test_render_rejects_nan_z(model):
     with pytest.raises(ValueError, match="NaN"):
         render(model, 1, torch.full((model.latent_dim,), float("nan")))
+
+
+def test_render_and_generation_share_one_check_of_z(model):
+    z = torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(2))
+    assert render(model, 4, z.tolist()) == render(model, 4, z)
+    assert torch.equal(same_z_all_labels(model, z.tolist()), same_z_all_labels(model, z))
+    for call in (lambda bad: render(model, 4, bad), lambda bad: same_z_all_labels(model, bad),
+                 lambda bad: interpolate(model, bad, z, 4)):
+        with pytest.raises(ValueError, match=r"one latent code of 16 numbers.*\(2, 8\)"):
+            call(z.reshape(2, 8))
+        with pytest.raises(ValueError, match="NaN"):
+            call(torch.full((16,), float("inf")))
+        with pytest.raises(TypeError, match="a tensor or a list of 16 numbers, not str"):
+            call("zeros")
 
 
 def test_setting_the_label_redraws_the_digit(model):
