@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     metrics = write_outputs(args.out, model, config, history)
+    epochs = metrics["epochs"]
     print(f"test loss {metrics['test_loss']:.2f} nats per image "
           f"(recon {metrics['test_recon']:.2f} + KL {metrics['test_kl']:.2f}) after "
-          f"{metrics['epochs']} epochs, {metrics['train_seconds']:.1f} s of training.")
+          f"{epochs} epoch{'s' * (epochs != 1)}, {metrics['train_seconds']:.1f} s of training.")
     evaluation = metrics["evaluation"]
     if evaluation["conditional_accuracy"] is not None:
         print(f"samples from z ~ N(0, I) read as the requested digit: "
