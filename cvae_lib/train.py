@@ -163,8 +163,9 @@ def _flush_tiny_moments(optimizer: torch.optim.Optimizer) -> None:
     or feeding a ReLU that went silent) keeps a momentum shrinking by 0.9 per step, until it
     is subnormal (below 1.2e-38), where a CPU computes tens of times slower: without this,
     epochs took 60% longer after the first few. A moment below 1e-30 moves its weight by
-    less than 1e-20 (Adam's eps is 1e-8), nothing the model can show. ``torch.set_flush_denormal`` is no
-    substitute: it only covers the calling thread, not torch's worker threads.
+    less than 1e-20 (Adam's eps is 1e-8), nothing the model can show.
+    ``torch.set_flush_denormal`` is no substitute: it only covers the calling thread, not
+    torch's worker threads.
     """
     with torch.no_grad():
         for state in optimizer.state.values():
@@ -197,7 +198,7 @@ def _train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x
         with precision:
             mu, logvar = model._encode(xb, yb)
             logits = model._decode_logits(model._reparameterize(mu, logvar), yb)
-        beta = config.beta if step >= warmup_steps else kl_weight(step, warmup_steps, config.beta)
+        beta = kl_weight(step, warmup_steps, config.beta)
         terms = _loss_terms(logits.float(), xb, mu.float(), logvar.float(), beta)
         optimizer.zero_grad(set_to_none=True)
         (terms.total / len(xb)).backward()
