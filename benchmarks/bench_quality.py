@@ -23,7 +23,7 @@ from cvae_lib.classifier import classifier_accuracy, load_or_train_classifier
 from cvae_lib.data import load_mnist
 from cvae_lib.evaluate import conditional_accuracy, dataset_loss, diversity_ratio
 from cvae_lib.models import CVAE
-from cvae_lib.train import TrainConfig, train
+from cvae_lib.training import TrainConfig, train
 
 TARGET_SECONDS = 90.0
 TARGET_ACCURACY = 0.97

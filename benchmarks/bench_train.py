@@ -5,7 +5,7 @@ CVAE (784+10 -> 256 -> 256 -> 16, and back) with batch 128 and Adam at lr 1e-3 f
 ``--epochs`` epochs, in one process, alternating: after each epoch of cvae_lib's trainer,
 its ``on_epoch`` callback trains one epoch of the spec's recipe, so background load hits both
 alike and the models age together. The reference is the spec's loop (DataLoader over
-torchvision MNIST, ``loss.item()`` each step); ours is ``cvae_lib.train.train`` with
+torchvision MNIST, ``loss.item()`` each step); ours is ``cvae_lib.training.train`` with
 ``batch_size=128, lr=1e-3``, a constant lr and beta 1 (the data as one tensor, a random
 permutation per epoch, fused Adam, tiny Adam moments set to zero). A third column, for
 insight, runs the spec's own step on batches cut from one tensor: what the data pipeline
@@ -20,7 +20,7 @@ import argparse
 from _common import SPEC_BATCH_SIZE, SPEC_LR, SpecRecipe, machine, median
 
 from cvae_lib.data import load_mnist
-from cvae_lib.train import History, TrainConfig, train
+from cvae_lib.training import History, TrainConfig, train
 
 TARGET_SPEEDUP = 3.0
 

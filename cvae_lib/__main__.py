@@ -12,7 +12,8 @@ import matplotlib
 
 from cvae_lib.data import FASHION_CLASSES, DataUnavailableError
 from cvae_lib.evaluate import dataset_loss, evaluate_model
-from cvae_lib.train import TrainConfig, save_checkpoint, train
+from cvae_lib.checkpoints import save_checkpoint
+from cvae_lib.training import TrainConfig, train
 
 FIGURES = ("cvae_generated_samples.png", "cvae_conditional_generation.png",
            "cvae_training_curves.png")

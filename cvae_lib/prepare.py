@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from cvae_lib import course
 from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import DataUnavailableError, data_dir, ensure_dataset
-from cvae_lib.setup import fast_mode
-from cvae_lib.train import cache_dir
+from cvae_lib.runtime import fast_mode
+from cvae_lib.storage import cache_dir
 
 FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
                 "data/FashionMNIST/raw/, or run `python -m cvae_lib prepare` once online "

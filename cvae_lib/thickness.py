@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from cvae_lib.models import as_images, as_labels
+from cvae_lib.validate import as_images, as_labels
 
 NUM_THICKNESS = 3
 THICKNESS_NAMES = ("thin", "medium", "thick")

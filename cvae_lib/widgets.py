@@ -14,10 +14,10 @@ import ipywidgets as widgets
 import torch
 from PIL import Image
 
-from cvae_lib.generation import (check_model, interpolate, one_code, same_z_all_labels,
-                                 sample_z)
+from cvae_lib.generation import interpolate, same_z_all_labels, sample_z
 from cvae_lib.models import CVAE
 from cvae_lib.plots import image_grid
+from cvae_lib.validate import as_labels, check_model, one_code
 
 SCALE = 7  # 28 px -> 196 px
 SLIDER_LIMIT = 3.0
@@ -32,16 +32,6 @@ def png_bytes(images: torch.Tensor, nrow: int, scale: int = SCALE) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _check_label(model: CVAE, label: object) -> int:
-    """Return ``label`` if it is a class id of ``model``, else raise a clear error."""
-    if isinstance(label, bool) or not isinstance(label, int):
-        raise TypeError(f"label must be an int 0..{model.num_classes - 1}, "
-                        f"not {type(label).__name__} {label!r}")
-    if not 0 <= label < model.num_classes:
-        raise ValueError(f"label must lie in 0..{model.num_classes - 1}, not {label}")
-    return label
 
 
 @contextmanager
@@ -63,10 +53,12 @@ def _one_thread() -> Iterator[None]:
 def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     """Decode one digit of class ``label`` from the latent code ``z``; return a PNG."""
     model = check_model(model).eval()
-    label = _check_label(model, label)
+    labels = as_labels(label, model.num_classes, "label")
+    if len(labels) != 1:
+        raise ValueError(f"render draws one digit: pass one label, not {len(labels)}")
     z = one_code(model, z)
     with _one_thread():
-        images = model.generate([label], z=z)
+        images = model.generate(labels, z=z)
     return png_bytes(images, nrow=1)
 
 

@@ -15,7 +15,8 @@ from cvae_lib.data import load_mnist
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss, diversity_ratio,
                                evaluate_model, importance_weighted_bound, kl_per_dimension,
                                label_leakage, spread)
-from cvae_lib.train import TrainConfig, cache_dir, train
+from cvae_lib.storage import cache_dir
+from cvae_lib.training import TrainConfig, train
 
 SMALL = dict(num_epochs=4, train_limit=4096, batch_size=64, lr=2e-3, schedule="constant",
              beta=1.0)

@@ -1,4 +1,4 @@
-"""The CVAE and SimpleCVAE: architecture, interface and the errors bad input gets."""
+"""The CVAE: the spec's architecture, its interface, and the errors ``generate`` gives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from cvae_lib.models import CVAE, SimpleCVAE
+from cvae_lib.models import CVAE
 
 
 def linear_sizes(module: nn.Module) -> list[tuple[int, int]]:
@@ -22,30 +22,28 @@ def test_default_is_the_quick_start_architecture():
     assert linear_sizes(model.decoder) == [(26, 256), (256, 256), (256, 784)]
 
 
-def test_simple_cvae_is_the_exercise_architecture():
-    model = SimpleCVAE()
-    assert linear_sizes(model.encoder) == [(794, 256), (256, 128)]
-    assert linear_sizes(model.decoder) == [(26, 128), (128, 256), (256, 784)]
-
-
-def test_configurable_sizes_and_extra_condition():
-    model = CVAE(latent_dim=2, hidden_dims=(64,), extra_classes=(3,))
-    assert linear_sizes(model.encoder) == [(797, 64)]
-    assert linear_sizes(model.decoder) == [(15, 64), (64, 784)]
-    y = model.one_hot([7, 0], extra=torch.tensor([2, 0]))
+def test_extra_condition_widens_both_inputs():
+    model = CVAE(latent_dim=2, extra_classes=(3,))
+    assert linear_sizes(model.encoder)[0] == (797, 256)
+    assert linear_sizes(model.decoder)[0] == (15, 256)
+    y = model.one_hot(torch.tensor([7, 0]), extra=torch.tensor([[2], [0]]))
     assert y.tolist()[0] == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
 
 
-@pytest.mark.parametrize("cls", [CVAE, SimpleCVAE])
-def test_interface_on_real_digits(cls, mnist_small):
+def test_print_shows_every_layer():
+    text = repr(CVAE())
+    assert text.count("ReLU()") == 4 and "Sigmoid" not in text
+
+
+def test_interface_on_real_digits(mnist_small):
     x, labels = mnist_small
-    model = cls()
+    model = CVAE()
     reconstruction, mu, logvar = model(x[:32], labels[:32])
     assert reconstruction.shape == (32, 784) and mu.shape == logvar.shape == (32, 16)
     assert 0 <= reconstruction.min() and reconstruction.max() <= 1
     images = model.generate([0, 1, 2])
     assert images.shape == (3, 784) and 0 <= images.min() and images.max() <= 1
-    mu2, _ = model.encode(x[:4].reshape(4, 1, 28, 28), model.one_hot(labels[:4]))
+    mu2, _ = model.encode(x[:4], model.one_hot(labels[:4]))
     assert torch.allclose(mu2, mu[:4], atol=1e-6)
 
 
@@ -79,10 +77,7 @@ def test_reparameterize_has_the_right_spread():
     (torch.tensor([True]), TypeError, "booleans"),
     (torch.zeros(1, 10), ValueError, "one-hot"),
 ])
-def test_bad_labels(labels, error, message, mnist_small):
-    x, _ = mnist_small
-    with pytest.raises(error, match=message):
-        CVAE()(x[:1], labels)
+def test_bad_labels(labels, error, message):
     with pytest.raises(error, match=message):
         CVAE().generate(labels)
 
@@ -91,37 +86,11 @@ def test_whole_float_labels_are_accepted():
     assert CVAE().generate(torch.tensor([3.0, 4.0])).shape == (2, 784)
 
 
-@pytest.mark.parametrize("shape", [(2, 28, 29), (2, 3, 28, 28), (2, 100), (784,)])
-def test_bad_image_shapes(shape):
-    with pytest.raises(ValueError, match=r"\(batch, 784\)"):
-        CVAE()(torch.rand(shape), [1, 2])
-
-
-def test_nan_and_inf_images(mnist_small):
-    x, labels = mnist_small
-    for bad in (float("nan"), float("inf")):
-        broken = x[:2].clone()
-        broken[0, 5] = bad
-        with pytest.raises(ValueError, match="NaN or infinite"):
-            CVAE()(broken, labels[:2])
-
-
-def test_integer_images_are_refused():
-    with pytest.raises(TypeError, match="divide uint8 pixels by 255"):
-        CVAE()(torch.zeros(2, 784, dtype=torch.uint8), [0, 1])
-
-
-def test_batch_size_mismatch(mnist_small):
-    x, labels = mnist_small
-    with pytest.raises(ValueError, match="4 images but 3 labels"):
-        CVAE()(x[:4], labels[:3])
-
-
 def test_z_of_wrong_size():
-    with pytest.raises(ValueError, match="latent_dim=16"):
+    with pytest.raises(ValueError, match="16"):
         CVAE().generate([1, 2], z=torch.zeros(2, 8))
-    with pytest.raises(ValueError, match="latent_dim=16"):
-        CVAE().decode(torch.zeros(2, 8), CVAE().one_hot([1, 2]))
+    with pytest.raises(TypeError, match="real numbers"):
+        CVAE().generate([1], z=torch.zeros(1, 16, dtype=torch.complex64))
 
 
 def test_extra_condition_required_and_checked():
@@ -132,10 +101,3 @@ def test_extra_condition_required_and_checked():
         model.generate([1], extra=torch.tensor([3]))
     with pytest.raises(ValueError, match="do not pass extra"):
         CVAE().generate([1], extra=torch.tensor([0]))
-
-
-@pytest.mark.parametrize("kwargs", [{"latent_dim": 0}, {"latent_dim": 2.0},
-                                    {"num_classes": -1}, {"hidden_dims": (256, 0)}])
-def test_bad_constructor_arguments(kwargs):
-    with pytest.raises(ValueError, match="positive integer"):
-        CVAE(**kwargs)

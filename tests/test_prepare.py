@@ -7,7 +7,7 @@ import pytest
 from cvae_lib.__main__ import main
 from cvae_lib.course import course_config
 from cvae_lib.prepare import prepare, summary_table
-from cvae_lib.train import cache_dir
+from cvae_lib.storage import cache_dir
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import cvae_lib
-from cvae_lib import setup
+from cvae_lib import runtime
 from cvae_lib.__main__ import main
+from cvae_lib.checkpoints import load_checkpoint, load_model, load_or_train, save_checkpoint
 from cvae_lib.losses import cvae_loss
-from cvae_lib.train import (TINY_MOMENT, TrainConfig, _flush_tiny_moments, cache_dir,
-                            load_checkpoint, load_model, load_or_train, save_checkpoint, train)
+from cvae_lib.storage import cache_dir
+from cvae_lib.training import TINY_MOMENT, TrainConfig, flush_tiny_moments, train
 
 SMALL = TrainConfig(num_epochs=3, batch_size=64, train_limit=1024, lr=2e-3)
 
@@ -55,13 +56,15 @@ def test_tiny_adam_moments_are_set_to_zero_and_others_kept():
     model = SMALL.build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, labels, _ = SMALL.load_data(train=True)
-    logits, mu, logvar = model.forward_logits(x[:64], labels[:64])
+    y_onehot = model.one_hot(labels[:64])
+    mu, logvar = model.encode(x[:64], y_onehot)
+    logits = model.decode_logits(model.reparameterize(mu, logvar), y_onehot)
     cvae_loss(logits, x[:64], mu, logvar).total.backward()
     optimizer.step()
     state = optimizer.state[model.encoder[0].weight]
     state["exp_avg"][0, :3] = torch.tensor([1e-39, -1e-31, 1e-29])
     before = state["exp_avg"].clone()
-    _flush_tiny_moments(optimizer)
+    flush_tiny_moments(optimizer)
     after = state["exp_avg"]
     assert after[0, :3].tolist() == [0.0, 0.0, pytest.approx(1e-29)]
     assert torch.equal(after[before.abs() >= TINY_MOMENT], before[before.abs() >= TINY_MOMENT])
@@ -110,8 +113,7 @@ def _must_not_train(*args: object, **kwargs: object) -> None:
 def test_load_or_train_caches_by_config(monkeypatch):
     config = TrainConfig(num_epochs=1, train_limit=256)
     first, _ = load_or_train(config, progress=False)
-    # cvae_lib.train the attribute is the function; patch it in the module load_or_train uses.
-    monkeypatch.setattr(importlib.import_module("cvae_lib.train"), "train", _must_not_train)
+    monkeypatch.setattr(importlib.import_module("cvae_lib.checkpoints"), "train", _must_not_train)
     second, history = load_or_train(config, progress=False)
     assert history.epoch == [1]
     assert torch.equal(first.fc_mu.weight.cpu(), second.fc_mu.weight.cpu())
@@ -127,9 +129,13 @@ def test_load_or_train_caches_by_config(monkeypatch):
     ({"dataset": "cifar10"}, "dataset must be one of"),
     ({"beta": -1}, "beta"),
     ({"schedule": "cosine"}, "schedule"),
-    ({"precision": "fp8"}, "precision"),
     ({"train_limit": 0}, "train_limit"),
-    ({"hidden_dims": ()}, "hidden_dims"),
+    ({"num_epochs": 10**20}, "num_epochs"),
+    ({"latent_dim": 10_000_000}, "latent_dim"),
+    ({"seed": 2**32}, "seed"),
+    ({"batch_size": 60_001}, "batch_size"),
+    ({"train_limit": 100, "batch_size": 128}, "batch_size"),
+    ({"warmup_epochs": float("inf")}, "warmup_epochs"),
 ])
 def test_bad_configs_fail_before_any_work(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -137,12 +143,12 @@ def test_bad_configs_fail_before_any_work(kwargs, message):
 
 
 def test_device_preference(monkeypatch):
-    assert setup.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert runtime.pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert setup.pick_device().type == "cuda"
+    assert runtime.pick_device().type == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert setup.pick_device().type == "mps"
+    assert runtime.pick_device().type == "mps"
 
 
 def test_main_job_writes_five_files(tmp_path, capsys):

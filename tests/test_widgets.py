@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cvae_lib.generation import interpolate, same_z_all_labels
-from cvae_lib.train import TrainConfig, train
+from cvae_lib.training import TrainConfig, train
 from cvae_lib.widgets import (SCALE, decoder_dims, generation_widget, interpolation_widget,
                               render, same_z_widget)
 

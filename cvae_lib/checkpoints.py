@@ -1,0 +1,135 @@
+"""Checkpoints: save and load a trained model safely, and the cache behind ``load_or_train``.
+
+Introduced in 03_training. Checkpoints are written atomically (``cvae_lib.storage``) and read
+with ``weights_only=True``, so a file from elsewhere cannot run code. ``load_or_train(config)``
+trains once and afterwards loads in about a second; two processes asking for the same model
+at once train it once: the second waits for the first, then loads.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from cvae_lib.models import CVAE
+from cvae_lib.runtime import pick_device
+from cvae_lib.storage import atomic_write, cache_dir, check_writable, exclusive
+from cvae_lib.training import History, TrainConfig, train
+from cvae_lib.validate import finite_weights
+
+CHECKPOINT_VERSION = 2
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable cvae_lib checkpoint."""
+
+
+def save_checkpoint(path: Path, model: CVAE, config: TrainConfig,
+                    history: History | None = None) -> Path:
+    """Write state_dict, config and history to ``path`` atomically."""
+    if not isinstance(model, CVAE):
+        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
+    payload = {
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": (history or History()).to_dict(),
+    }
+    return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
+    """Rebuild model, config and history from the file, or raise CheckpointError."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({err}). Delete it and "
+                              f"train again.") from err
+    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} is not a cvae_lib checkpoint of version "
+                              f"{CHECKPOINT_VERSION}. Delete it and train again.")
+    try:
+        config = TrainConfig(**payload["config"])
+        model = config.build_model()
+        model.load_state_dict(payload["state_dict"])
+        history = History(**payload["history"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path} is not a cvae_lib checkpoint ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0]}). Delete it and train "
+                              f"again.") from err
+    finite_weights(model, str(path))
+    return model, config, history
+
+
+def load_checkpoint(path: Path, expected: TrainConfig | None = None,
+                    device: torch.device | None = None) -> tuple[CVAE, TrainConfig, History]:
+    """Load a checkpoint safely; check it was trained with ``expected`` when given."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with "
+                                f"`python -m cvae_lib train --out FOLDER` and load "
+                                f"FOLDER/model.pt")
+    model, config, history = _read(path)
+    if expected is not None and config != expected:
+        diffs = [f"{k}: checkpoint has {v!r}, you asked for {expected.to_dict()[k]!r}"
+                 for k, v in config.to_dict().items() if expected.to_dict()[k] != v]
+        raise CheckpointError(f"{path} was trained with a different config ("
+                              + "; ".join(diffs) + "). Delete it or pass the matching config.")
+    model.to(pick_device() if device is None else device).eval()
+    return model, config, history
+
+
+def load_model(path: Path, device: torch.device | None = None) -> CVAE:
+    """A ready-to-use model (in eval mode) from a checkpoint file."""
+    return load_checkpoint(path, device=device)[0]
+
+
+def save_or_warn(path: Path, model: CVAE, config: TrainConfig, history: History) -> bool:
+    """Save the checkpoint; if that fails, warn with where and why, and keep going."""
+    try:
+        save_checkpoint(path, model, config, history)
+        return True
+    except OSError as err:
+        warnings.warn(f"could not save the trained model to {path} ({err.strerror or err}); "
+                      f"the model is still returned, but it will be trained again next time",
+                      stacklevel=2)
+        return False
+
+
+def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
+                  progress: bool = True,
+                  on_epoch: Callable[[History], None] | None = None) -> tuple[CVAE, History]:
+    """Load the cached model of ``config`` if there is one, otherwise train and cache it."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
+    path = cache_dir() / f"{config.key()}.pt"
+    try:
+        check_writable(path.parent)
+    except OSError as err:
+        warnings.warn(f"{err}; the model will be trained but not cached", stacklevel=2)
+        return _load_or_train_unlocked(path, config, device, progress, on_epoch, save=False)
+    with exclusive(path, on_wait=lambda: print(
+            f"Another process is training {path.name}; waiting for it, then loading.",
+            file=sys.stderr)):
+        return _load_or_train_unlocked(path, config, device, progress, on_epoch, save=True)
+
+
+def _load_or_train_unlocked(path: Path, config: TrainConfig, device: torch.device | None,
+                            progress: bool, on_epoch: Callable[[History], None] | None,
+                            save: bool) -> tuple[CVAE, History]:
+    """Load ``path`` if it exists, else train ``config`` (and save it when ``save``)."""
+    if path.is_file():
+        model, _, history = load_checkpoint(path, expected=config, device=device)
+        if progress:
+            print(f"Loaded the cached model {path.name} (trained {len(history.epoch)} epochs).")
+        return model, history
+    model, history = train(config, device=device, progress=progress, on_epoch=on_epoch)
+    if save and not history.interrupted:
+        save_or_warn(path, model, config, history)
+    return model, history
