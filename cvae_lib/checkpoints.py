@@ -103,9 +103,12 @@ def save_or_warn(path: Path, model: CVAE, config: TrainConfig, history: History)
 
 
 def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
-                  progress: bool = True,
-                  on_epoch: Callable[[History], None] | None = None) -> tuple[CVAE, History]:
-    """Load the cached model of ``config`` if there is one, otherwise train and cache it."""
+                  progress: bool = True, on_epoch: Callable[[History], None] | None = None,
+                  start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
+    """Load the cached model of ``config`` if there is one, otherwise train and cache it.
+
+    ``start`` is passed to ``train``: the model a ``config.continues`` run starts from.
+    """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
     path = cache_dir() / f"{config.key()}.pt"
@@ -113,23 +116,27 @@ def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | No
         check_writable(path.parent)
     except OSError as err:
         warnings.warn(f"{err}; the model will be trained but not cached", stacklevel=2)
-        return _load_or_train_unlocked(path, config, device, progress, on_epoch, save=False)
+        return _load_or_train_unlocked(path, config, device, progress, on_epoch, start,
+                                       save=False)
     with exclusive(path, on_wait=lambda: print(
             f"Another process is training {path.name}; waiting for it, then loading.",
             file=sys.stderr)):
-        return _load_or_train_unlocked(path, config, device, progress, on_epoch, save=True)
+        return _load_or_train_unlocked(path, config, device, progress, on_epoch, start,
+                                       save=True)
 
 
 def _load_or_train_unlocked(path: Path, config: TrainConfig, device: torch.device | None,
                             progress: bool, on_epoch: Callable[[History], None] | None,
-                            save: bool) -> tuple[CVAE, History]:
+                            start: tuple[CVAE, History] | None, save: bool
+                            ) -> tuple[CVAE, History]:
     """Load ``path`` if it exists, else train ``config`` (and save it when ``save``)."""
     if path.is_file():
         model, _, history = load_checkpoint(path, expected=config, device=device)
         if progress:
             print(f"Loaded the cached model {path.name} (trained {len(history.epoch)} epochs).")
         return model, history
-    model, history = train(config, device=device, progress=progress, on_epoch=on_epoch)
+    model, history = train(config, device=device, progress=progress, on_epoch=on_epoch,
+                           start=start)
     if save and not history.interrupted:
         save_or_warn(path, model, config, history)
     return model, history

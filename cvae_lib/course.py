@@ -27,11 +27,16 @@ COURSE_CONFIGS: dict[str, TrainConfig] = {
     # 05_modify_parameters: the latent dimension, and longer training.
     "latent2": TrainConfig(latent_dim=2, num_epochs=10),
     "latent64": TrainConfig(latent_dim=64, num_epochs=10),
-    "long": TrainConfig(num_epochs=2 * TrainConfig().num_epochs),
+    # 05_modify_parameters: the course model trained further (see CONTINUES).
+    "long": TrainConfig(),
     "fashion": TrainConfig(dataset="fashion-mnist", num_epochs=10),
     # 07_challenge_thickness: digit and stroke thickness.
     "thickness": TrainConfig(condition="digit+thickness", num_epochs=10),
 }
+
+
+# A model named here starts from the named course model instead of from scratch.
+CONTINUES = {"long": "cvae"}
 
 
 def course_config(name: str) -> TrainConfig:
@@ -44,9 +49,12 @@ def course_config(name: str) -> TrainConfig:
         config = dataclasses.replace(config, train_limit=limit,
                                      num_epochs=min(config.num_epochs, FAST_EPOCHS),
                                      warmup_epochs=min(config.warmup_epochs, 1.0))
+    if name in CONTINUES:
+        config = dataclasses.replace(config, continues=course_config(CONTINUES[name]).key())
     return config
 
 
 def course_model(name: str, progress: bool = True) -> tuple[CVAE, History]:
     """The named course model: loaded from the cache, or trained once and cached."""
-    return load_or_train(course_config(name), progress=progress)
+    start = course_model(CONTINUES[name], progress) if name in CONTINUES else None
+    return load_or_train(course_config(name), progress=progress, start=start)

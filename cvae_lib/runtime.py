@@ -16,9 +16,11 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
-def env_flag(name: str) -> bool:
+def env_flag(name: str, default: bool = False) -> bool:
     """Read a yes/no environment switch such as ``CVAE_FAST=1``; an unknown word is an error."""
-    value = os.environ.get(name, "").strip().lower()
+    if name not in os.environ:
+        return default
+    value = os.environ[name].strip().lower()
     if value in TRUE_WORDS:
         return True
     if value in FALSE_WORDS:

@@ -8,6 +8,7 @@ or the new one, never a mix. Temporary files of a killed writer are removed on t
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import tempfile
 import time
@@ -15,7 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import torch
 from filelock import FileLock, Timeout
+
+from cvae_lib.runtime import env_flag
 
 TEMP_SUFFIX = ".tmp"
 STALE_AFTER = 3600.0  # a temp file older than this belongs to a writer that died
@@ -93,3 +97,59 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
         yield
     finally:
         lock.release()
+
+
+def _registry() -> Path:
+    """Folder where each running training holds a lock file, so trainings can count each other."""
+    return Path(tempfile.gettempdir()) / f"cvae_lib-trainings-{getpass.getuser()}"
+
+
+class FairShare:
+    """Share the CPU cores fairly among the trainings running on this machine at once.
+
+    Two processes that each run two OpenMP threads on two cores spin-wait for each other's
+    cores: each ran 6x slower instead of 2x (``benchmarks/bench_contention.py``). Each training
+    holds a lock file in a shared folder; ``adjust()`` counts the live ones and gives this
+    process cores // count threads, so a lone run keeps every core.
+    """
+
+    def __init__(self) -> None:
+        self.threads = torch.get_num_threads()
+        self.cores = max(self.threads, os.cpu_count() or 1)
+        _registry().mkdir(exist_ok=True)
+        self._path = _registry() / f"{os.getpid()}.lock"
+        self._lock = FileLock(self._path)
+        self._lock.acquire()
+        self.adjust()
+
+    def running(self) -> int:
+        """How many trainings hold their lock file right now (this one included)."""
+        count = 0
+        for path in _registry().glob("*.lock"):
+            if path == self._path:
+                count += 1
+                continue
+            probe = FileLock(path)
+            try:
+                probe.acquire(timeout=0)
+            except Timeout:
+                count += 1  # held: that training is alive
+            else:
+                probe.release()
+                path.unlink(missing_ok=True)  # its owner has exited
+        return count
+
+    def adjust(self) -> None:
+        """Set this process's thread count to its fair share of the cores."""
+        if not env_flag("CVAE_SHARE_CORES", default=True):
+            return
+        share = max(1, min(self.threads, self.cores // self.running()))
+        if torch.get_num_threads() != share:  # setting it is not free
+            torch.set_num_threads(share)
+
+    def close(self) -> None:
+        """Give the threads back and leave the registry."""
+        torch.set_num_threads(self.threads)
+        self._lock.release()
+        self._path.unlink(missing_ok=True)
+

@@ -24,6 +24,7 @@ from cvae_lib.evaluate import dataset_loss
 from cvae_lib.losses import cvae_loss, kl_weight
 from cvae_lib.models import CVAE, VAE
 from cvae_lib.runtime import pick_device, seed_everything
+from cvae_lib.storage import FairShare
 from cvae_lib.thickness import NUM_THICKNESS, thickness_labels
 
 TINY_MOMENT = 1e-30  # Adam moments below this are set to 0, every FLUSH_EVERY steps
@@ -52,6 +53,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     train_limit: int | None = None
     seed: int = 0
+    continues: str | None = None  # key() of the model this run starts from (None: from scratch)
 
     def __post_init__(self) -> None:
         """Check every field now, before any data is loaded or any step is taken."""
@@ -120,7 +122,7 @@ def flush_tiny_moments(optimizer: torch.optim.Optimizer) -> None:
 
 def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
                     y_onehot: torch.Tensor, config: TrainConfig, step: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, int]:
+                    generator: torch.Generator, share: FairShare) -> tuple[torch.Tensor, int]:
     """One pass over a random permutation of the data; returns summed (recon, KL) and the step."""
     n = len(x)
     warmup_steps = round(config.warmup_epochs * math.ceil(n / config.batch_size))
@@ -141,25 +143,36 @@ def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x:
         step += 1
         if step % FLUSH_EVERY == 0:
             flush_tiny_moments(optimizer)
+            share.adjust()
         sums += torch.stack((terms.recon, terms.kl)).detach()  # no .item(): no sync per step
     return sums, step
 
 
 def train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
-          progress: bool = True,
-          on_epoch: Callable[[History], None] | None = None) -> tuple[CVAE, History]:
+          progress: bool = True, on_epoch: Callable[[History], None] | None = None,
+          start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
     """Train a CVAE as ``config`` says; Ctrl-C stops early and returns what was learned.
 
     ``on_epoch(history)`` is called after every epoch (03_training draws live curves with it).
+    ``start`` = (model, history) continues that model: its weights are the starting point and
+    its history the first epochs of the returned one (``config.continues`` names it).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
+    if (start is None) != (config.continues is None):
+        raise ValueError("pass start=(model, history) exactly when config.continues is set")
     device = pick_device() if device is None else torch.device(device)
     x, labels, extra = config.load_data(train=True)
     test_x, test_labels, test_extra = config.load_data(train=False)
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = config.build_model().to(device)
+    history, step, elapsed = History(), 0, 0.0
+    if start is not None:
+        model.load_state_dict(start[0].state_dict())
+        history = History(**start[1].to_dict())
+        history.interrupted, elapsed = False, (history.seconds or [0.0])[-1]
+    first_epoch = len(history.epoch) + 1
     x = x.to(device)
     y_onehot = model.one_hot(labels.to(device), None if extra is None else extra.to(device))
     # The fused Adam updates all weights in one kernel instead of a dozen small ones per step.
@@ -169,15 +182,15 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
     scheduler = (torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.lr, total_steps=config.num_epochs * steps_per_epoch)
         if config.schedule == "onecycle" else None)
-    history, step, elapsed = History(), 0, 0.0
-    bar = tqdm(range(1, config.num_epochs + 1), desc="training", unit="epoch",
-               disable=not progress)
+    bar = tqdm(range(first_epoch, first_epoch + config.num_epochs), desc="training",
+               unit="epoch", disable=not progress)
+    share = FairShare()
     try:
         for epoch in bar:
-            start = time.perf_counter()
+            began = time.perf_counter()
             sums, step = train_one_epoch(model, optimizer, scheduler, x, y_onehot, config,
-                                         step, generator)
-            elapsed += time.perf_counter() - start
+                                         step, generator, share)
+            elapsed += time.perf_counter() - began
             recon, kl = (sums / len(x)).tolist()
             test_terms = dataset_loss(model, test_x, test_labels, test_extra)
             history.epoch.append(epoch)
@@ -195,5 +208,6 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
               f"trained so far (it keeps every step it took).")
     finally:
         bar.close()
+        share.close()
     model.eval()
     return model, history
