@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from cvae_lib.exercises import (BEGIN, END, METADATA_KEY, NOTEBOOKS, STUDENT_TAG, MarkerError,
                                 edited_by_student, main, render, solution_lines, stub_source,
@@ -228,3 +229,58 @@ def test_every_stub_fails_and_solution_passes():
                         exec(cell.source, scope)
             else:
                 exec(cell.source.replace("device = setup_notebook(seed=0)", ""), scope)
+
+
+def test_long_todo_is_wrapped_and_still_valid():
+    out, _ = stub_source(f"def f():\n    # TODO: {'word ' * 15}\n    {BEGIN}\n    pass\n    {END}")
+    assert all(len(line) <= 99 for line in out.splitlines())
+    compile(out, "<stub>", "exec")
+
+
+def _cell_defining(path: Path, name: str) -> str:
+    """The source of the code cell of a solution notebook that defines ``name``."""
+    notebook = nbformat.read(path, as_version=4)
+    return next(c.source for c in notebook.cells
+                if c.cell_type == "code" and f"def {name}(" in c.source)
+
+
+@pytest.fixture(scope="module")
+def check_generate_even():
+    """The check of 05's even-digit exercise, as defined in the notebook."""
+    from cvae_lib import CVAE
+
+    scope = {"torch": torch, "CVAE": CVAE}
+    exec(_cell_defining(NOTEBOOKS / "solutions" / "05_modify_parameters.ipynb",
+                        "check_generate_even"), scope)
+    return scope["check_generate_even"]
+
+
+def _even(model, n):
+    return model.generate(torch.arange(0, 10, 2).repeat_interleave(n))
+
+
+def test_even_check_accepts_both_right_answers(check_generate_even, capsys):
+    check_generate_even(_even)
+    check_generate_even(lambda model, n: torch.cat([model.generate([d] * n)
+                                                    for d in (0, 2, 4, 6, 8)]))
+    assert "OK" in capsys.readouterr().out
+
+
+WRONG_EVEN = {
+    "odd digits": (lambda m, n: m.generate(torch.arange(1, 10, 2).repeat_interleave(n)),
+                   r"odd digit\(s\) \[1, 3, 5, 7, 9\]"),
+    "one odd digit": (lambda m, n: m.generate([d for d in (0, 2, 4, 6, 9) for _ in range(n)]),
+                      r"odd digit\(s\) \[9\]"),
+    "too few": (lambda m, n: _even(m, n)[:-1], "must return"),
+    "too many": (lambda m, n: _even(m, n + 1), "must return"),
+    "not grouped": (lambda m, n: m.generate([0, 2, 4, 6, 8] * n), "grouped"),
+    "images not flattened": (lambda m, n: _even(m, n).reshape(-1, 28, 28), "shape"),
+    "not from the model": (lambda m, n: _even(m, n) * 0, "not drawn by the model"),
+    "a list": (lambda m, n: list(_even(m, n)), "tensor"),
+}
+
+
+@pytest.mark.parametrize("wrong, message", WRONG_EVEN.values(), ids=WRONG_EVEN.keys())
+def test_even_check_rejects_wrong_answers(check_generate_even, wrong, message):
+    with pytest.raises(AssertionError, match=message):
+        check_generate_even(wrong)
