@@ -24,8 +24,10 @@ COURSE_CONFIGS: dict[str, TrainConfig] = {
     # 03_training: too much KL pressure, and the warm-up remedy.
     "collapse": TrainConfig(beta=8.0, num_epochs=10),
     "warmup": TrainConfig(beta=8.0, warmup_epochs=5, num_epochs=10),
-    # 05_modify_parameters: the latent dimension, and longer training.
+    # 05_modify_parameters: latent sizes 2 / 16 / 64 on one equal budget of epochs (the
+    # student's own experiment changes one setting of "latent16"), and longer training.
     "latent2": TrainConfig(latent_dim=2, num_epochs=10),
+    "latent16": TrainConfig(latent_dim=16, num_epochs=10),
     "latent64": TrainConfig(latent_dim=64, num_epochs=10),
     # 05_modify_parameters: the course model trained further (see CONTINUES).
     "long": TrainConfig(),
