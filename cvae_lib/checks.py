@@ -95,6 +95,8 @@ class CheckFailure(AssertionError):
     """A failed check: ``str()`` is advice for the student, ``label`` names the mistake."""
 
     def __init__(self, key: str, message: str) -> None:
+        if key not in MISTAKES:
+            raise KeyError(f"no mistake named {key!r}: the keys are listed in MISTAKES")
         super().__init__(message)
         self.key, self.label = key, MISTAKES[key]
 

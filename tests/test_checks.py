@@ -444,6 +444,8 @@ def test_labels_are_short_distinct_assertion_errors():
     failure = CheckFailure("kl_sign", "message")
     assert isinstance(failure, AssertionError) and str(failure) == "message"
     assert failure.label == "KL sign"
+    with pytest.raises(KeyError, match="no mistake named 'kl_typo'"):
+        CheckFailure("kl_typo", "message")
 
 
 @pytest.mark.parametrize("check, what", [(check_simple_cvae, "class"),
