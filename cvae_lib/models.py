@@ -43,8 +43,8 @@ class CVAE(nn.Module):
     def one_hot(self, labels: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """The condition y_onehot: one-hot digit, then a one-hot block per extra label."""
         parts = [F.one_hot(labels, self.num_classes)]
-        for i, count in enumerate(self.extra_classes):
-            parts.append(F.one_hot(extra[:, i], count))
+        for i, count in enumerate(self.extra_classes):  # extra: (batch,) or (batch, n_extra)
+            parts.append(F.one_hot(extra.reshape(len(labels), -1)[:, i], count))
         return torch.cat(parts, dim=1).float()
 
     def encode(self, x: torch.Tensor, y_onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 Each solution notebook runs to its end without an error. Each student copy, run top to bottom,
 fails only where a TODO is left: every cell tagged ``raises-exception`` raises
-``NotImplementedError("TODO: ...")``, every TODO of the copy is raised by some cell, and no
+``NotImplementedError("TODO: ...")``, every cell holding TODOs has one of them raised, and no
 other cell fails (nbclient stops at an error in an untagged cell). Runs in fast mode.
 """
 
@@ -77,10 +77,10 @@ def test_solution_runs_to_the_end(path: Path, shared_cache: Path, monkeypatch):
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_student_copy_fails_exactly_at_its_todos(path: Path, shared_cache: Path, monkeypatch):
     notebook = run(NOTEBOOKS / path.name, shared_cache, monkeypatch)
-    expected = [m for cell in notebook.cells if cell.cell_type == "code"
-                for m in todo_messages(cell.source)]
-    assert expected, f"{path.name} has no TODO: an exercise needs at least one"
-    raised = []
+    todo_cells = {index: todo_messages(cell.source) for index, cell in enumerate(notebook.cells)
+                  if cell.cell_type == "code" and todo_messages(cell.source)}
+    assert todo_cells, f"{path.name} has no TODO: an exercise needs at least one"
+    raised = set()
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
@@ -93,6 +93,8 @@ def test_student_copy_fails_exactly_at_its_todos(path: Path, shared_cache: Path,
             assert error.ename == "NotImplementedError" and error.evalue.startswith("TODO"), (
                 f"{path.name}, cell {index} raised {error.ename}: {error.evalue}; "
                 f"a student copy may fail only at a TODO")
-            raised.append(error.evalue)
-    missing = [m for m in expected if m not in raised]
-    assert not missing, f"{path.name}: these TODOs are never reached when run: {missing}"
+            raised.add(error.evalue)
+    # A cell's code can stop at its first TODO (a class whose __init__ is one), so each cell
+    # that holds TODOs must have at least one of them raised when the notebook runs.
+    silent = {index: todos for index, todos in todo_cells.items() if not raised & set(todos)}
+    assert not silent, f"{path.name}: no TODO of these cells is ever reached when run: {silent}"
