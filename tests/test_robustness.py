@@ -183,12 +183,14 @@ def test_output_folder_with_other_files_is_refused_before_training(tmp_path, tin
 
 TRAIN_ONCE = """
 import sys, time
+from pathlib import Path
 import cvae_lib.checkpoints as checkpoints
 from cvae_lib.training import TrainConfig
 real_train = checkpoints.train
 def announced_train(*args, **kwargs):
     print("TRAINING", flush=True)
-    time.sleep(float(sys.argv[1]))
+    while not Path(sys.argv[1]).exists():  # the test says when to go on
+        time.sleep(0.1)
     return real_train(*args, **kwargs)
 checkpoints.train = announced_train
 checkpoints.load_or_train(TrainConfig(num_epochs=1, train_limit=256))
@@ -197,14 +199,16 @@ checkpoints.load_or_train(TrainConfig(num_epochs=1, train_limit=256))
 
 def test_two_processes_train_the_same_config_once(tmp_path):
     env = {**os.environ, "CVAE_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    first = run_python(TRAIN_ONCE, "3", env=env)
+    go = tmp_path / "go"
+    first = run_python(TRAIN_ONCE, str(go), env=env)
     assert first.stdout.readline().strip() == "TRAINING"  # it holds the lock now
-    second = run_python(TRAIN_ONCE, "0", env=env)
-    second_out, second_err = second.communicate(timeout=300)
-    first_out, _ = first.communicate(timeout=300)
-    assert first.returncode == second.returncode == 0
+    second = run_python(TRAIN_ONCE, str(tmp_path), env=env)  # would train at once
+    waited = next((line for line in second.stderr if "waiting for it" in line), None)
+    go.touch()
+    second_out, _ = second.communicate(timeout=300)
+    first.communicate(timeout=300)
+    assert first.returncode == second.returncode == 0 and waited
     assert "TRAINING" not in second_out and "Loaded the cached model" in second_out
-    assert "waiting for it" in second_err
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
 
 
