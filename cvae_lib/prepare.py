@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from cvae_lib import course
 from cvae_lib.classifier import load_or_train_classifier
-from cvae_lib.data import DataUnavailableError, data_dir, ensure_dataset
+from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
+                           data_dir, ensure_dataset, raw_dir)
 from cvae_lib.runtime import fast_mode
 from cvae_lib.storage import cache_dir
 
@@ -29,7 +30,7 @@ FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
 
 @dataclass(frozen=True)
 class PrepareResult:
-    """What one preparation step did: ``status`` is 'built', 'cached' or 'skipped'."""
+    """What one preparation step did: ``status`` is 'built', 'cached', 'skipped' or 'failed'."""
 
     name: str
     status: str
@@ -43,6 +44,11 @@ def _snapshot(folders: list[Path]) -> dict[Path, float]:
             for path in folder.rglob("*") if path.is_file()}
 
 
+def _one_line(err: Exception) -> str:
+    """The error's message on one line."""
+    return " ".join(str(err).split())
+
+
 def _run_step(name: str, work: Callable[[], str]) -> PrepareResult:
     """Run one step; 'built' when it wrote files into the caches, else 'cached'."""
     folders = [data_dir(), cache_dir()]
@@ -51,8 +57,9 @@ def _run_step(name: str, work: Callable[[], str]) -> PrepareResult:
     try:
         note = work()
     except DataUnavailableError as err:
-        return PrepareResult(name, "skipped", time.perf_counter() - start,
-                             str(err).splitlines()[0])
+        return PrepareResult(name, "skipped", time.perf_counter() - start, _one_line(err))
+    except (CorruptDataError, ValueError, OSError) as err:  # a damaged file or a full disk
+        return PrepareResult(name, "failed", time.perf_counter() - start, _one_line(err))
     seconds = time.perf_counter() - start
     status = "built" if _snapshot(folders) != before else "cached"
     return PrepareResult(name, status, seconds, note)
@@ -75,6 +82,14 @@ def _model_step(name: str) -> Callable[[], str]:
     return work
 
 
+def _data_step() -> str:
+    """Find or build the MNIST files, and check that both splits are complete."""
+    root = ensure_dataset("mnist")
+    for train in (True, False):
+        check_idx_pair(*(raw_dir(root) / name for name in FILES[train]))
+    return str(root)
+
+
 def _classifier_step() -> str:
     """Load or train the evaluation classifier of ``cvae_lib.classifier``."""
     load_or_train_classifier(progress=False)
@@ -89,7 +104,7 @@ def preparation_steps(models: list[str] | None = None) -> list[tuple[str, Callab
         raise ValueError(f"unknown course model(s) {unknown}; choose from "
                          f"{sorted(course.COURSE_CONFIGS)}")
     steps: list[tuple[str, Callable[[], str]]] = [
-        ("MNIST data", lambda: f"{ensure_dataset('mnist')}")]
+        ("MNIST data", _data_step)]
     steps += [(f"model {name}", _model_step(name)) for name in names]
     steps.append(("classifier", _classifier_step))
     return steps
@@ -114,7 +129,8 @@ def summary_table(results: list[PrepareResult]) -> str:
     width = max([len("total"), *(len(r.name) for r in results)])
     lines = [f"{'step':<{width}}  {'status':<7}  {'seconds':>8}  note"]
     lines += [f"{r.name:<{width}}  {r.status:<7}  {r.seconds:8.1f}  {r.note}" for r in results]
-    counts = {s: sum(r.status == s for r in results) for s in ("built", "cached", "skipped")}
+    counts = {s: sum(r.status == s for r in results)
+              for s in ("built", "cached", "skipped", "failed")}
     total = sum(r.seconds for r in results)
     lines.append(f"{'total':<{width}}  {'':<7}  {total:8.1f}  " +
                  ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -122,7 +138,7 @@ def summary_table(results: list[PrepareResult]) -> str:
 
 
 def main(models: list[str] | None = None) -> int:
-    """Prepare, print the summary; exit code 0 when nothing needed was skipped."""
+    """Prepare, print the summary; exit code 0 when nothing needed was skipped or failed."""
     mode = "FAST mode (CVAE_FAST=1): tiny models" if fast_mode() else "full course"
     try:
         preparation_steps(models)
@@ -132,5 +148,6 @@ def main(models: list[str] | None = None) -> int:
     print(f"Preparing the {mode}; caches in {data_dir()} and {cache_dir()}")
     results = prepare(models)
     print(summary_table(results))
-    needed = [r for r in results if r.status == "skipped" and r.name != "model fashion"]
+    needed = [r for r in results if r.status == "failed"
+              or (r.status == "skipped" and r.name != "model fashion")]
     return 1 if needed else 0

@@ -2,14 +2,19 @@
 
 Introduced in 03_training. A write goes to a temporary file beside the target, is flushed to
 disk (fsync), and only then renamed over the target: a crash or Ctrl-C leaves the old file
-or the new one, never a mix. Temporary files of a killed writer are removed on the next write.
+or the new one, never a mix. A whole folder of outputs is built beside its target and then
+swapped in with one rename. Temporary files and folders carry their writer's process id;
+those of a writer that died are removed on the next write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import getpass
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +27,9 @@ from filelock import FileLock, Timeout
 from cvae_lib.runtime import env_flag
 
 TEMP_SUFFIX = ".tmp"
-STALE_AFTER = 3600.0  # a temp file older than this belongs to a writer that died
+STALE_AFTER = 24 * 3600.0  # older than this, a temp is stale even if its pid was reused
+RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths in one step (Linux >= 3.15)
+AT_FDCWD = -100
 
 
 def cache_dir() -> Path:
@@ -36,13 +43,32 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
+def _pid_alive(pid: int) -> bool:
+    """True while a process with this id exists (ours, or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(temp: Path, prefix: str, older_than: float) -> bool:
+    """True when the writer named in ``temp`` (prefix, pid, '.', ...) is dead, or it is old."""
+    pid = temp.name[len(prefix):].split(".", 1)[0].split("-")[-1]
+    if pid.isdigit() and not _pid_alive(int(pid)):
+        return True
+    return time.time() - temp.stat().st_mtime > older_than
+
+
 def remove_stale_temps(path: Path, older_than: float = STALE_AFTER) -> list[Path]:
     """Delete our temporary files for ``path`` left by a writer killed mid-write."""
     removed = []
-    now = time.time()
-    for temp in path.parent.glob(f"{_temp_prefix(path)}*{TEMP_SUFFIX}"):
+    prefix = _temp_prefix(path)
+    for temp in path.parent.glob(f"{prefix}*{TEMP_SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):
-            if now - temp.stat().st_mtime > older_than:
+            if _is_stale(temp, prefix, older_than):
                 temp.unlink()
                 removed.append(temp)
     return removed
@@ -53,7 +79,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=TEMP_SUFFIX)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.",
+                                suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -67,8 +94,53 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-def check_writable(folder: Path) -> Path:
-    """Raise a clear error now, before any training, if files cannot be written in ``folder``."""
+def staging_folder(target: Path) -> Path:
+    """A new empty folder beside ``target`` to build its next contents in; old ones are removed."""
+    target = Path(target)
+    prefix = _temp_prefix(target)
+    for old in target.parent.glob(f"{prefix}*-*{TEMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if old.is_dir() and _is_stale(old, prefix, STALE_AFTER):
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{prefix}staging-{os.getpid()}.",
+                                 suffix=TEMP_SUFFIX))
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one system call (Linux renameat2); False where that is unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL):  # an old kernel or a filesystem without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def publish_folder(staging: Path, target: Path) -> Path:
+    """Replace the folder ``target`` by ``staging`` so that it holds the old set or the new one.
+
+    Where the system cannot swap two folders in one step, the old folder is renamed away first;
+    only then is there a moment without ``target``, and the old set waits beside it.
+    """
+    staging, target = Path(staging), Path(target)
+    if not target.exists():
+        os.rename(staging, target)
+        return target
+    if not _exchange(staging, target):
+        old = target.with_name(f"{_temp_prefix(target)}old-{os.getpid()}{TEMP_SUFFIX}")
+        os.rename(target, old)
+        os.rename(staging, target)
+        staging = old
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def check_writable(folder: Path, need_bytes: int = 0) -> Path:
+    """Raise a clear error now, before any training, if ``need_bytes`` cannot go in ``folder``."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"{folder} is a file, not a folder: choose another output "
@@ -77,9 +149,14 @@ def check_writable(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
+        free = shutil.disk_usage(folder).free
     except OSError as err:
-        raise PermissionError(f"cannot write in {folder} ({err.strerror}): choose a folder you "
-                              f"can write to, or free some space") from err
+        raise PermissionError(f"cannot write in {folder} ({err.strerror or err}): choose a "
+                              f"folder you can write to, or free some space") from err
+    if free < need_bytes:
+        raise PermissionError(f"only {free / 1e6:.1f} MB free in {folder}, "
+                              f"{need_bytes / 1e6:.0f} MB needed: free some space or choose "
+                              f"another folder")
     return folder
 
 

@@ -95,8 +95,8 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
     workdir.mkdir()
     copy = shutil.copy(notebook, workdir / notebook.name)
     port, token = free_port(), secrets.token_hex(16)
-    cmd = [str(BIN / "voila"), str(copy), "--no-browser", f"--port={port}",
-           "--Voila.ip=127.0.0.1", f"--token={token}"]
+    cmd = [str(BIN / "voila"), str(copy), f"--Voila.config_file_paths={ROOT / 'presenter'}",
+           f"--port={port}", f"--token={token}"]  # the settings of `make present`
     base = f"http://127.0.0.1:{port}"
     with running_server(cmd, workdir, f"{base}/voila/static/"), chromium_page() as page, \
             screenshot_on_failure(page, "voila"):

