@@ -130,7 +130,8 @@ def _read_classifier(path: Path) -> tuple[DigitClassifier, float]:
         model.load_state_dict(payload["state_dict"])
     except Exception as err:
         raise ValueError(f"{path} is not a readable classifier checkpoint "
-                         f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); delete it and "
+                         f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
+                         f"delete it and "
                          f"it will be trained again") from err
     return finite_weights(model, str(path)), accuracy
 

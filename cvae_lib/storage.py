@@ -75,7 +75,7 @@ def remove_stale_temps(path: Path, older_than: float = STALE_AFTER) -> list[Path
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it to ``path``."""
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)

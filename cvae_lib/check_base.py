@@ -1,0 +1,122 @@
+"""What every exercise check shares: the mistakes it can name and the failure it raises.
+
+Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). ``MISTAKES`` lists the short
+label of every mistake; ``CheckFailure`` is the ``AssertionError`` a check raises, with that
+label for grading tools and advice for the student as its message.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, TypeVar
+
+import torch
+from torch import nn
+
+NUM_PIXELS = 784
+NUM_CLASSES = 10
+LOSS_BATCH, LOSS_LATENT = 3, 4
+
+# Short label of every mistake the checks can name, by key (CheckFailure.key).
+MISTAKES: dict[str, str] = {
+    # check_simple_cvae
+    "constructor": "constructor needs arguments",
+    "missing_method": "missing encode/decode",
+    "crash": "code raises an error",
+    "cat_dim0": "dim=0 concatenation",
+    "encoder_size": "encoder input size",
+    "decoder_size": "decoder input size",
+    "encoder_no_label": "encoder ignores the label",
+    "decoder_no_label": "decoder ignores the label",
+    "layer_sizes": "hidden layer sizes",
+    "one_hot_width": "one_hot without num_classes",
+    "shape": "wrong output shape",
+    "no_sigmoid": "no sigmoid on the output",
+    "forward_return": "forward return value",
+    "forward_no_sampling": "forward decodes mu, no sample",
+    # check_reparameterize
+    "no_noise": "no noise added",
+    "same_noise_every_call": "same noise on every call",
+    "noise_shared_batch": "noise shared across images",
+    "noise_shared_dims": "noise shared across dims",
+    "mu_missing": "mu not added",
+    "uniform_noise": "uniform noise (torch.rand)",
+    "std_exp_logvar": "std = exp(logvar)",
+    "std_logvar": "logvar used as std",
+    "noise_scale": "wrong noise scale",
+    "not_normal": "noise not standard normal",
+    "reparam_formula": "reparameterization formula",
+    "no_gradient": "torch.normal: no gradient",
+    "no_gradient_mu": "no gradient to mu",
+    "no_gradient_logvar": "no gradient to logvar",
+    # check_cvae_loss
+    "not_scalar": "loss is not one number",
+    "loss_per_image": "loss divided by batch size",
+    "bce_mean": "BCE averaged (mean)",
+    "bce_per_image": "BCE divided by batch size",
+    "no_bce": "no reconstruction term",
+    "bce_sign": "BCE sign",
+    "bce_swapped": "BCE arguments swapped",
+    "bce_logits": "BCE-with-logits on probs",
+    "mse": "MSE instead of BCE",
+    "recon_formula": "reconstruction formula",
+    "no_kl": "no KL term",
+    "kl_sign": "KL sign",
+    "kl_half": "KL missing the 0.5",
+    "kl_mean": "KL averaged (mean)",
+    "kl_per_image": "KL divided by batch size",
+    "kl_first_image": "KL of first image only",
+    "kl_no_mu2": "KL without mu^2",
+    "kl_logvar2": "KL: logvar^2 for exp(logvar)",
+    "kl_std": "KL: std for variance",
+    "kl_one": "KL missing the '1 +'",
+    "kl_formula": "KL formula",
+    "offset": "constant added to loss",
+}
+
+LABEL_FORMAT_ERRORS = ("one_hot is only applicable", "same number of dimensions",
+                       "used as indices must be", "argument #1 'indices'")
+
+T = TypeVar("T")
+
+
+class CheckFailure(AssertionError):
+    """A failed check: ``str()`` is advice for the student, ``label`` names the mistake."""
+
+    def __init__(self, key: str, message: str) -> None:
+        if key not in MISTAKES:
+            raise KeyError(f"no mistake named {key!r}: the keys are listed in MISTAKES")
+        super().__init__(message)
+        self.key, self.label = key, MISTAKES[key]
+
+
+def require(condition: object, key: str, message: str) -> None:
+    """Raise ``CheckFailure(key, message)`` unless ``condition`` holds."""
+    if not condition:
+        raise CheckFailure(key, message)
+
+
+def seeded(check: Callable[..., T]) -> Callable[..., T]:
+    """Run ``check`` under seed 0 without changing the caller's random state."""
+    @functools.wraps(check)
+    def wrapper(*args: object, **kwargs: object) -> T:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return check(*args, **kwargs)
+    return wrapper
+
+
+def require_callable(obj: object, what: str, example: str) -> None:
+    """Raise a TypeError unless ``obj`` can be called (a class or a function)."""
+    if not callable(obj) or (what == "class" and isinstance(obj, nn.Module)):
+        raise TypeError(f"pass your {what} itself, e.g. {example}, not a "
+                        f"{type(obj).__name__}")
+
+
+def describe(obj: object) -> str:
+    """A short description of what the student's code returned."""
+    if isinstance(obj, torch.Tensor):
+        return f"a tensor of shape {tuple(obj.shape)}"
+    if isinstance(obj, tuple):
+        return f"a tuple of {len(obj)} ({', '.join(describe(item) for item in obj)})"
+    return f"a {type(obj).__name__}"
