@@ -16,7 +16,10 @@ from torchvision.utils import make_grid
 
 from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
 from cvae_lib.models import CVAE
-from cvae_lib.validate import check_model, check_tensor
+from cvae_lib.validate import check_model, check_tensor, positive_int
+
+# Inches per 28-pixel digit in every grid: about 85 screen pixels, readable on a projector.
+DIGIT_INCHES = 0.85
 
 
 def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
@@ -31,19 +34,22 @@ def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
 
 
 def show_images(images: torch.Tensor, nrow: int = 10, title: str | None = None,
-                row_labels: Sequence[str] | None = None, ax: plt.Axes | None = None) -> Figure:
-    """Show flattened images as a grid, optionally naming each row."""
+                row_labels: Sequence[str] | None = None, ax: plt.Axes | None = None,
+                col_labels: Sequence[str] | None = None) -> Figure:
+    """Show flattened images as a grid, optionally naming each row and each column."""
     grid = image_grid(images, nrow)
     if ax is None:
         rows = -(-len(images) // nrow)
-        _, ax = plt.subplots(figsize=(nrow * 0.6 + 0.8, rows * 0.6 + 0.6))
+        _, ax = plt.subplots(figsize=(nrow * DIGIT_INCHES + 1.0, rows * DIGIT_INCHES + 0.9))
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
     ax.set_xticks([])
+    if col_labels is not None:
+        ax.set_xticks([15 + 30 * i for i in range(len(col_labels))], list(col_labels))
     if row_labels is None:
         ax.set_yticks([])
     else:
         ax.set_yticks([15 + 30 * i for i in range(len(row_labels))], list(row_labels))
-        ax.tick_params(length=0)
+    ax.tick_params(length=0)
     if title:
         ax.set_title(title)
     return ax.figure
@@ -59,14 +65,16 @@ def plot_samples_per_class(model: CVAE, n_per_class: int = 10, seed: int = 0,
 
 
 def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> Figure:
-    """Top row: one z under every label. Below: a new z per image, label fixed per column."""
+    """Top row: one z decoded under every label. Each row below: another z, again under every
+    label, so the label is fixed per column and z per row (one z per row, not per image)."""
     k = check_model(model).num_classes
     z = sample_z(model, n_rows + 1, seed=seed)
     top = same_z_all_labels(model, z[0])
     rest = torch.cat([model.generate(list(range(k)), z=z[i].expand(k, -1).contiguous())
                       for i in range(1, n_rows + 1)]) if n_rows else top[:0]
-    fig, (ax_top, ax_rest) = plt.subplots(2, 1, figsize=(k * 0.6 + 1.5, (n_rows + 1) * 0.7 + 1.2),
-                                          gridspec_kw={"height_ratios": [1, max(n_rows, 1)]})
+    fig, (ax_top, ax_rest) = plt.subplots(
+        2, 1, figsize=(k * DIGIT_INCHES + 1.5, (n_rows + 1) * DIGIT_INCHES + 1.4),
+        gridspec_kw={"height_ratios": [1, max(n_rows, 1)]})
     show_images(top, nrow=k, ax=ax_top, row_labels=["same z"],
                 title="Top: one z decoded with labels 0..9. Below: other z, same labels")
     ax_top.set_xticks([15 + 30 * i for i in range(k)], [str(i) for i in range(k)])
@@ -106,6 +114,55 @@ def live_training_curves() -> Callable:
     def update(history) -> None:  # noqa: ANN001 - a cvae_lib.training.History
         nonlocal handle
         fig = plot_training_curves(history)
+        plt.close(fig)
+        if handle is None:
+            handle = display(fig, display_id=True)
+        else:
+            handle.update(fig)
+
+    return update
+
+
+def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Callable:
+    """A callback ``update(epoch, recon, kl)`` for a hand-written training loop (03_training).
+
+    After each epoch it redraws, in place, the reconstruction and KL curves and a grid that
+    gains one row per epoch: the same codes ``z`` (one per digit) decoded under labels 0..9.
+    """
+    from IPython.display import display
+
+    k = check_model(model).num_classes
+    z = check_tensor(z, "z")
+    if tuple(z.shape) != (k, model.latent_dim):
+        raise ValueError(f"z must hold one code per label, shape ({k}, {model.latent_dim}), "
+                         f"not {tuple(z.shape)}")
+    num_epochs = positive_int(num_epochs, "num_epochs", maximum=100)
+    epochs, recons, kls, rows = [], [], [], []
+    handle = None
+
+    def update(epoch: int, recon: float, kl: float) -> None:
+        nonlocal handle
+        epochs.append(epoch)
+        recons.append(recon)
+        kls.append(kl)
+        rows.append(model.generate(list(range(k)), z=z).cpu())
+        fig = plt.figure(figsize=(k * DIGIT_INCHES + 1.5, 2.6 + num_epochs * DIGIT_INCHES))
+        grid = fig.add_gridspec(2, 2, height_ratios=[2.2, num_epochs * DIGIT_INCHES])
+        for i, (values, name) in enumerate(((recons, "reconstruction"), (kls, "KL"))):
+            ax = fig.add_subplot(grid[0, i])
+            ax.plot(epochs, values, marker="o")
+            ax.set_xlim(0.5, num_epochs + 0.5)
+            ax.set_xticks(range(1, num_epochs + 1))
+            ax.set_title(f"{name}: {values[-1]:.1f} nats per image")
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        ax = fig.add_subplot(grid[1, :])
+        padding = torch.zeros((num_epochs - len(rows)) * k, 784)  # rows still to come
+        show_images(torch.cat([*rows, padding]), nrow=k, ax=ax,
+                    row_labels=[f"epoch {e}" for e in range(1, num_epochs + 1)],
+                    col_labels=[str(d) for d in range(k)],
+                    title="The same z for every epoch, decoded as 0..9")
+        fig.tight_layout()
         plt.close(fig)
         if handle is None:
             handle = display(fig, display_id=True)

@@ -19,7 +19,8 @@ from cvae_lib.models import CVAE
 from cvae_lib.plots import image_grid
 from cvae_lib.validate import as_labels, check_model, one_code
 
-SCALE = 7  # 28 px -> 196 px
+SCALE = 12  # 28 px -> 336 px: one digit must read from the back of a classroom
+STRIP_SCALE = 5  # a strip of digits: 140 px each, shrunk to the notebook's width if wider
 SLIDER_LIMIT = 3.0
 MAX_SLIDERS = 8
 
@@ -62,7 +63,7 @@ def render(model: CVAE, label: int, z: torch.Tensor | Sequence[float]) -> bytes:
     return png_bytes(images, nrow=1)
 
 
-def render_row(images: torch.Tensor, scale: int = 3) -> bytes:
+def render_row(images: torch.Tensor, scale: int = STRIP_SCALE) -> bytes:
     """A row of flattened images as one PNG strip."""
     return png_bytes(images, nrow=len(images), scale=scale)
 
@@ -77,8 +78,9 @@ def decoder_dims(model: CVAE, k: int = MAX_SLIDERS) -> list[int]:
 
 
 def _image(png: bytes, css_class: str) -> widgets.Image:
-    """An ipywidgets PNG image carrying ``css_class``."""
-    image = widgets.Image(value=png, format="png")
+    """An ipywidgets PNG image carrying ``css_class``, never wider than the notebook."""
+    image = widgets.Image(value=png, format="png",
+                          layout=widgets.Layout(max_width="100%", height="auto"))
     image.add_class(css_class)
     return image
 
