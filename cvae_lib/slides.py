@@ -1,8 +1,9 @@
-"""Give notebooks 01-04 RISE slide metadata by one rule, so each opens as a live slide deck.
+"""Give notebooks 01-04 slide metadata by one rule, so each opens as a live slide deck.
 
-Introduced for the instructor's slideshow (``make slides``, the jupyterlab-rise extension). The
-rule reads only each cell's type and source, never the metadata it wrote before, so it is
-deterministic and idempotent: rerun it after editing a notebook. Per cell, in order:
+Introduced for the instructor's slideshow (``make slides``: JupyterLab with jupyterlab-slideshow,
+which reads the same ``metadata.slideshow.slide_type`` as RISE and nbconvert). The rule reads
+only each cell's type and source, never the metadata it wrote before, so it is deterministic
+and idempotent: rerun it after editing a notebook. Per cell, in order:
 
 - a markdown cell with a ``#`` or ``##`` heading starts a slide; one with ``###`` a subslide;
 - a markdown cell holding an answer (``<details>``) without a heading is a fragment;
@@ -11,6 +12,9 @@ deterministic and idempotent: rerun it after editing a notebook. Per cell, in or
   introduces it when one comes right before it;
 - any other paragraph that follows code opens a subslide (a new step of the section);
 - every other cell stays on the current slide ("-"): code with the text that introduces it.
+
+"-" is written as no ``slideshow`` metadata at all: RISE and nbconvert read both the same way,
+but jupyterlab-slideshow 0.3.4 hides a cell whose slide_type is the string "-".
 
 Run ``python -m cvae_lib.slides`` to write it, ``--check`` to verify it is present and current.
 """
@@ -72,15 +76,25 @@ def slide_types(cells: list[dict]) -> list[str]:
     return types
 
 
-def current_types(notebook: nbformat.NotebookNode) -> list[str | None]:
-    """The slide type stored in each cell of ``notebook`` (None where there is none)."""
-    return [cell.metadata.get("slideshow", {}).get("slide_type") for cell in notebook.cells]
+def slide_metadata(slide_type: str) -> dict | None:
+    """The ``metadata.slideshow`` a cell of ``slide_type`` carries (None: stays on the slide)."""
+    return None if slide_type == "-" else {"slide_type": slide_type}
+
+
+def is_current(notebook: nbformat.NotebookNode) -> bool:
+    """Whether every cell of ``notebook`` carries exactly the slide metadata of the rule."""
+    stored = [cell.metadata.get("slideshow") for cell in notebook.cells]
+    return stored == [slide_metadata(t) for t in slide_types(notebook.cells)]
 
 
 def apply_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Write the rule's slide type into each cell's ``metadata.slideshow``; return the notebook."""
     for cell, slide_type in zip(notebook.cells, slide_types(notebook.cells)):
-        cell.metadata["slideshow"] = {"slide_type": slide_type}
+        metadata = slide_metadata(slide_type)
+        if metadata:
+            cell.metadata["slideshow"] = metadata
+        else:
+            cell.metadata.pop("slideshow", None)
     return notebook
 
 
@@ -97,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for path in decks():
         notebook = nbformat.read(path, as_version=4)
-        if current_types(notebook) == slide_types(notebook.cells):
+        if is_current(notebook):
             continue
         if args.check:
             stale.append(path.name)
