@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lab prepare present chromium student-copies clean
+.PHONY: demo test lab slides prepare present chromium student-copies clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: $(STAMP) $(OVERRIDES) chromium
 
 lab: $(STAMP) $(OVERRIDES)
 	$(VENV)/bin/jupyter lab notebooks/
+
+# The lessons as live slides (jupyterlab-slideshow): open a notebook, click the deck button.
+slides: $(STAMP) $(OVERRIDES)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 notebooks/
 
 # Build every dataset and model cache the course needs, so a classroom runs offline.
 prepare: $(STAMP)

@@ -1,4 +1,4 @@
-"""The course in a real browser: JupyterLab and the voila presenter view in headless Chromium.
+"""The course in a real browser: JupyterLab, its slideshow and the voila presenter in Chromium.
 
 Each test starts its server on 127.0.0.1 (a temporary copy of the notebooks, so the repo's
 files are never saved with outputs), drives the generation widget like a student would and
@@ -11,6 +11,8 @@ import json
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,8 @@ from browser import (BIN, ROOT, chromium_page, free_port, require_browser, runni
                      screenshot, screenshot_on_failure, with_one_retry)
 
 WIDGET_TIMEOUT_MS = 180_000
+# Space presses allowed to reach notebook 04's generation widget from its title slide.
+MAX_SLIDE_STEPS = 15
 # Test-only JupyterLab user settings: no news pop-up, and every cell kept in the page.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
@@ -69,9 +73,9 @@ def _write_lab_settings(folder: Path) -> None:
         path.write_text(json.dumps(values))
 
 
-def run_in_jupyterlab(notebooks: Path, notebook: str, workdir: Path, attempt: int) -> None:
-    """Serve a copy of ``notebooks``, open ``notebook``, Run All, drive its widget."""
-    workdir = workdir / f"lab-{attempt}"
+@contextmanager
+def lab_page(notebooks: Path, notebook: str, workdir: Path, name: str) -> Iterator[object]:
+    """JupyterLab serving a copy of ``notebooks``, with ``notebook`` open and all of it run."""
     shutil.copytree(notebooks, workdir / "notebooks")
     _write_lab_settings(workdir / "settings")
     port, token = free_port(), secrets.token_hex(16)
@@ -81,12 +85,42 @@ def run_in_jupyterlab(notebooks: Path, notebook: str, workdir: Path, attempt: in
            f"--ServerApp.root_dir={workdir / 'notebooks'}"]
     base = f"http://127.0.0.1:{port}"
     with running_server(cmd, workdir, f"{base}/api/status?token={token}"), \
-            chromium_page() as page, screenshot_on_failure(page, "jupyterlab"):
+            chromium_page() as page, screenshot_on_failure(page, name):
         page.goto(f"{base}/lab/tree/{notebook}?token={token}")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        yield page
+
+
+def run_in_jupyterlab(notebooks: Path, notebook: str, workdir: Path, attempt: int) -> None:
+    """Serve a copy of ``notebooks``, open ``notebook``, Run All, drive its widget."""
+    with lab_page(notebooks, notebook, workdir / f"lab-{attempt}", "jupyterlab") as page:
         check_generation_widget(page, "jupyterlab")
+
+
+def run_as_slides(notebooks: Path, notebook: str, workdir: Path, attempt: int) -> None:
+    """Run ``notebook`` in JupyterLab, present it from the title, step to the widget, drive it."""
+    from playwright.sync_api import expect
+
+    with lab_page(notebooks, notebook, workdir / f"slides-{attempt}", "slides") as page:
+        digit, cells = page.locator("img.cvae-digit").first, page.locator(".jp-Notebook .jp-Cell")
+        digit.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
+        cells.first.click()
+        page.locator(".jp-NotebookPanel-toolbar [data-command='deck:toggle']").click()
+        expect(page.locator("body")).to_have_attribute("data-jp-deck-mode", "presenting")
+        expect(cells.first).to_be_visible()
+        expect(digit).to_be_hidden()
+        screenshot(page, "slides-0-title")
+        for _ in range(MAX_SLIDE_STEPS):
+            if digit.is_visible():
+                break
+            page.keyboard.press("Space")
+            page.wait_for_timeout(300)
+        expect(cells.first).to_be_hidden()
+        check_generation_widget(page, "slides")
+        expect(digit).to_be_visible()
+        expect(page.locator("body")).to_have_attribute("data-jp-deck-mode", "presenting")
 
 
 def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
@@ -112,6 +146,12 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
 
 def test_generation_widget_in_jupyterlab(tmp_path) -> None:
     with_one_retry(run_in_jupyterlab, ROOT / "notebooks", "04_generation.ipynb", tmp_path)
+
+
+def test_generation_widget_in_slideshow(tmp_path) -> None:
+    pytest.importorskip("jupyterlab_slideshow", reason="the slideshow extension is missing: "
+                        "`pip install -e '.[dev]'` (make test does it)")
+    with_one_retry(run_as_slides, ROOT / "notebooks", "04_generation.ipynb", tmp_path)
 
 
 def test_presenter_view_in_voila(tmp_path) -> None:
