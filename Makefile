@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lab slides prepare present chromium student-copies clean
+.PHONY: demo test lab slides prepare present system-tools student-copies clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,20 +22,23 @@ $(OVERRIDES): $(STAMP)
 	mkdir -p $(dir $@)
 	echo '{"@jupyterlab/apputils-extension:notification":{"checkForUpdates":false,"fetchNews":"false"}}' > $@
 
-# The browser tests drive the system's Chromium; install it where apt-get can (Debian, CI).
-# Elsewhere the browser tests skip and say why.
-chromium:
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "Installing Chromium for the browser tests (apt-get, about 30 s)"; \
+# The browser tests drive the system's Chromium and the grader sandboxes student notebooks in
+# bubblewrap: install whichever is missing where apt-get can (Debian, CI). Elsewhere the browser
+# tests skip and say why, and `grade` runs with its time and memory limits only, and says so.
+system-tools:
+	@missing=""; [ -x $(CHROMIUM) ] || missing="chromium"; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing $$missing with apt-get (about 30 s)"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
-	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium) \
-	    || echo "Could not install Chromium: the browser tests will be skipped."; \
+	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing) \
+	    || echo "Could not install $$missing: the tests that need it will be skipped."; \
 	fi
 
 demo: $(STAMP)
 	$(PY) -m cvae_lib train --out outputs
 
-test: $(STAMP) $(OVERRIDES) chromium
+test: $(STAMP) $(OVERRIDES) system-tools
 	$(PY) -m pytest
 
 lab: $(STAMP) $(OVERRIDES)

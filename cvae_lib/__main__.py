@@ -143,6 +143,11 @@ def publish(out: Path, model, config: TrainConfig, history) -> dict:  # noqa: AN
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # its own options: python -m cvae_lib grade --help
+        from cvae_lib.grading import main as grade_main
+
+        return grade_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "prepare":
         from cvae_lib.prepare import main as prepare_main
