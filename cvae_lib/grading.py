@@ -66,7 +66,7 @@ class Exercise:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use: wall-clock seconds and address space in MiB."""
+    """What one submission may use: seconds of running cells and address space in MiB."""
 
     seconds: float = 300.0
     memory_mb: int = 8192
@@ -399,12 +399,12 @@ def run_submission(path: Path, nb: nbformat.NotebookNode, exercise: Exercise, li
         _copy_font_cache(root / "home" / ".matplotlib")
         shutil.copyfile(path, work / path.name)
         client = _client(copy.deepcopy(nb), root, work, limits, sandbox)
-        deadline = time.monotonic() + limits.seconds
         outcome = "crashed: kernel did not start"
         try:
             with client.setup_kernel(cwd=str(work), env=kernel_env(root),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-                outcome = "crashed: kernel died"
+                # The limit is the student's code's time: it starts once the kernel is up.
+                outcome, deadline = "crashed: kernel died", time.monotonic() + limits.seconds
                 _execute(client, client.nb, checks, deadline, results)
         except (CellTimeoutError, _OutOfTime):
             outcome = TIMED_OUT
@@ -540,8 +540,9 @@ def text_report(rows: list[Row], exercises: list[Exercise], notes: list[str]) ->
 
 
 def write_csv(path: Path, rows: list[Row], exercises: list[Exercise]) -> None:
-    """One row per file; a column per check of every exercise (blank when not its own)."""
-    checks = list(dict.fromkeys(c for ex in exercises for c in ex.checks))
+    """One row per file; a column per check of each graded exercise (blank if not its own)."""
+    checks = list(dict.fromkeys(c for ex in _graded_exercises(rows, exercises)
+                                for c in ex.checks))
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["submission", "exercise", "status", "seconds", *checks])
@@ -603,7 +604,7 @@ def html_report(rows: list[Row], exercises: list[Exercise], notes: list[str]) ->
 # Command line
 
 
-def _pick(exercises: list[Exercise], wanted: str) -> Exercise:
+def pick_exercise(exercises: list[Exercise], wanted: str) -> Exercise:
     """The exercise named by its number ('6', '06') or solution file name ('06_recode...')."""
     number = wanted.split("_")[0].lstrip("0")
     for exercise in exercises:
@@ -624,7 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("grades"),
                         help="folder for grades.csv and grades.html (default: ./grades)")
     parser.add_argument("--timeout", type=float, default=Limits.seconds,
-                        help="seconds each notebook may run (default: %(default)s)")
+                        help="seconds each notebook's cells may run, kernel start not "
+                        "counted (default: %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
                         help="address-space limit of each kernel in MiB (default: %(default)s)")
     return parser
@@ -643,7 +645,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     exercises = load_exercises()
     try:
-        only = _pick(exercises, args.exercise) if args.exercise else None
+        only = pick_exercise(exercises, args.exercise) if args.exercise else None
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
