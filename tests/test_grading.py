@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lib import checks, grading
+from cvae_lib import checks, grade_report, grading, notebook_checks, sandbox, submission_run
 
-NOTEBOOKS = grading.REPO / "notebooks"
+NOTEBOOKS = sandbox.REPO / "notebooks"
 SOLUTION = NOTEBOOKS / "solutions" / "06_recode_from_scratch.ipynb"
 # Generous enough for torch's import on a busy 2-core machine; the loop runs this long.
 LIMIT = 40.0
@@ -74,7 +74,7 @@ def reparameterize_variant(body: str) -> nbformat.NotebookNode:
 def reparameterize_fails(value: str) -> dict[str, str]:
     """A broken reparameterize fails its check, and the model's check if forward calls it."""
     model = cell_defining(nbformat.read(SOLUTION, as_version=4), "SimpleCVAE").source
-    calls = "reparameterize" in grading.called_names(model)
+    calls = "reparameterize" in notebook_checks.called_names(model)
     return {"check_reparameterize": value, **({"check_simple_cvae": value} if calls else {})}
 
 
@@ -84,7 +84,7 @@ def check_label(check: str, name: str, source: str) -> str:
     exec(source, namespace)  # the sample's own code, written by this test
     with pytest.raises(AssertionError) as failure:
         getattr(checks, check)(namespace[name])
-    return getattr(failure.value, "label", None) or grading.short_label(str(failure.value))
+    return getattr(failure.value, "label", None) or submission_run.short_label(str(failure.value))
 
 
 def mistakes(solution: nbformat.NotebookNode) -> dict[str, tuple[nbformat.NotebookNode, dict]]:
@@ -113,7 +113,7 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
     return {
         "loops.ipynb": (reparameterize_variant("while True:\n    pass"),
                         dict.fromkeys(["check_reparameterize", "check_cvae_loss",
-                                       "check_simple_cvae"], grading.TIMED_OUT)),
+                                       "check_simple_cvae"], submission_run.TIMED_OUT)),
         "exits.ipynb": (reparameterize_variant("import sys\nsys.exit(1)"),
                         reparameterize_fails("crashed: SystemExit")),
         "memory.ipynb": (reparameterize_variant(f"bytearray(9 * 2 ** 30)\n{RIGHT}"),
@@ -156,7 +156,7 @@ def graded(tmp_path_factory) -> dict:
     solution = nbformat.read(SOLUTION, as_version=4)
     todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
     samples = {"correct.ipynb": (solution, {}),
-               "todo.ipynb": (todo, reparameterize_fails(grading.TODO)),
+               "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
                "labelled.ipynb": (reparameterize_variant(LABELLED),
                                   reparameterize_fails("a labelled mistake")),
                **mistakes(solution), **attacks(targets, listener.port)}
@@ -191,10 +191,10 @@ def printed_rows(printed: str) -> dict[str, list[str]]:
 def test_every_submission_gets_its_expected_row(graded: dict) -> None:
     """Each check cell shows OK, the mistake's label, TODO, a crash or a timeout."""
     assert graded["code"] == 0
-    exercise = grading.pick_exercise(grading.load_exercises(), "06")
+    exercise = grading.pick_exercise(notebook_checks.load_exercises(), "06")
     rows = printed_rows(graded["printed"])
     for name, (_, expected) in graded["samples"].items():
-        want = [expected.get(check, grading.OK) for check in exercise.checks]
+        want = [expected.get(check, submission_run.OK) for check in exercise.checks]
         assert rows[name][1:] == want, name
     assert rows["corrupt.ipynb"][0].startswith("unreadable")
     assert rows["notes.txt"] == ["not a notebook"]
@@ -206,7 +206,7 @@ def test_mistakes_are_named_not_crashes(graded: dict) -> None:
     """The three common mistakes come out as the check's words, not as crashes."""
     rows = printed_rows(graded["printed"])
     for name in ("dim0.ipynb", "kl_sign.ipynb", "no_noise.ipynb"):
-        named = [v for v in rows[name][1:] if v != grading.OK]
+        named = [v for v in rows[name][1:] if v != submission_run.OK]
         assert len(named) == 1 and not named[0].startswith("crashed"), (name, named)
 
 
@@ -218,7 +218,7 @@ def test_looping_submission_stops_at_its_limit(graded: dict) -> None:
 
 def test_class_totals_add_up(graded: dict) -> None:
     """Every check's totals count each graded submission once, in the printout too."""
-    exercise = grading.pick_exercise(grading.load_exercises(), "06")
+    exercise = grading.pick_exercise(notebook_checks.load_exercises(), "06")
     number = len(graded["samples"])
     lines = [line.strip() for line in graded["printed"].splitlines()
              if line.strip().startswith(tuple(f"{c}:" for c in exercise.checks))]
@@ -234,8 +234,8 @@ def test_csv_and_html_hold_the_same_rows(graded: dict) -> None:
     with open(graded["out"] / "grades.csv", newline="") as f:
         table = {row["submission"]: row for row in csv.DictReader(f)}
     assert len(table) == len(graded["before"])
-    assert table["todo.ipynb"]["check_reparameterize"] == grading.TODO
-    assert table["loops.ipynb"]["check_cvae_loss"] == grading.TIMED_OUT
+    assert table["todo.ipynb"]["check_reparameterize"] == submission_run.TODO
+    assert table["loops.ipynb"]["check_cvae_loss"] == submission_run.TIMED_OUT
     assert float(table["correct.ipynb"]["seconds"]) > 0
     page = (graded["out"] / "grades.html").read_text()
     assert "<style>" in page and "<script" not in page and "http" not in page
@@ -268,7 +268,7 @@ def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 def test_exercises_follow_the_solution_notebooks() -> None:
     """Each solution notebook is an exercise; 06 has its three checks as columns."""
-    exercises = grading.load_exercises()
+    exercises = notebook_checks.load_exercises()
     assert [ex.number for ex in exercises] == ["05", "06", "07"]
     assert {"check_reparameterize", "check_cvae_loss",
             "check_simple_cvae"} <= set(grading.pick_exercise(exercises, "6").checks)
@@ -276,27 +276,27 @@ def test_exercises_follow_the_solution_notebooks() -> None:
 
 def test_a_renamed_notebook_is_recognised_by_its_checks() -> None:
     """Without its title, 06 is still recognised by the checks it calls."""
-    exercises = grading.load_exercises()
+    exercises = notebook_checks.load_exercises()
     nb = nbformat.read(SOLUTION, as_version=4)
     nb.cells[0].source = "# My homework"
-    assert grading.identify(nb, exercises) == grading.pick_exercise(exercises, "06")
+    assert notebook_checks.identify(nb, exercises) == grading.pick_exercise(exercises, "06")
     nb.cells = [c for c in nb.cells if "check_" not in c.source]
-    assert grading.identify(nb, exercises) is None
+    assert notebook_checks.identify(nb, exercises) is None
 
 
 def test_html_escapes_student_text() -> None:
     """A file name or label with markup is shown as text."""
-    exercise = grading.Exercise("06", "06 · Title", ("check_x",))
-    rows = [grading.Row("<b>x</b>.ipynb", "06", grading.GRADED,
+    exercise = notebook_checks.Exercise("06", "06 · Title", ("check_x",))
+    rows = [grade_report.Row("<b>x</b>.ipynb", "06", grade_report.GRADED,
                         {"check_x": "<script>alert(1)</script>"}, 1.0)]
-    page = grading.html_report(rows, [exercise], ["note & more"])
+    page = grade_report.html_report(rows, [exercise], ["note & more"])
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;b&gt;x&lt;/b&gt;.ipynb" in page and "note &amp; more" in page
 
 
 def test_short_label_keeps_the_first_clause() -> None:
     """A message without a label is named by its first clause."""
-    assert grading.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
+    assert submission_run.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
         "The KL term has the wrong sign")
-    assert grading.short_label("") == "assertion failed"
-    assert len(grading.short_label("word " * 40)) == grading.LABEL_CHARS
+    assert submission_run.short_label("") == "assertion failed"
+    assert len(submission_run.short_label("word " * 40)) == submission_run.LABEL_CHARS
