@@ -1,0 +1,302 @@
+"""``python -m cvae_lib grade``: a sample class built from the 06 solution, graded for real.
+
+Each sample replaces one piece of the solution notebook (found by the function its cell
+defines), so the samples follow the notebook as it changes. The expected label of each
+mistake comes from running the check on the same code in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+import shutil
+import socket
+import tempfile
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cvae_lib import checks, grade_report, grading, notebook_checks, sandbox, submission_run
+
+NOTEBOOKS = sandbox.REPO / "notebooks"
+SOLUTION = NOTEBOOKS / "solutions" / "06_recode_from_scratch.ipynb"
+# Generous enough for torch's import on a busy 2-core machine; the loop runs this long.
+LIMIT = 40.0
+RIGHT = "return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"
+# A failure that carries a short label, as cvae_lib.checks' CheckFailure does.
+LABELLED = ('err = type("CheckFailure", (AssertionError,), {})("A long explanation: details")\n'
+            'err.label = "a labelled mistake"\nraise err')
+
+
+def cell_defining(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The code cell that defines function or class ``name``."""
+    pattern = re.compile(rf"^\s*(def|class)\s+{name}\b", re.M)
+    return next(c for c in nb.cells if c.cell_type == "code" and pattern.search(c.source))
+
+
+def with_body(source: str, body: str) -> str:
+    """``source`` with its first solution block replaced by ``body`` (same indent)."""
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "### BEGIN SOLUTION")
+    end = next(i for i, line in enumerate(lines) if line.strip() == "### END SOLUTION")
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+    return "\n".join(lines[:start] + [indent + line for line in body.splitlines()]
+                     + lines[end + 1:])
+
+
+def substituted(source: str, pattern: str, replacement: str) -> str:
+    """``source`` with ``pattern`` replaced; fails if the notebook no longer contains it."""
+    changed, count = re.subn(pattern, replacement, source)
+    assert count, f"the solution no longer contains {pattern!r}: update this sample"
+    return changed
+
+
+def variant(name: str, source: str) -> nbformat.NotebookNode:
+    """The solution notebook with the cell defining ``name`` replaced by ``source``."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    cell_defining(nb, name).source = source
+    return nb
+
+
+def reparameterize_variant(body: str) -> nbformat.NotebookNode:
+    """The solution with another body for reparameterize."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    return variant("reparameterize", with_body(cell_defining(nb, "reparameterize").source, body))
+
+
+def reparameterize_fails(value: str) -> dict[str, str]:
+    """A broken reparameterize fails its check, and the model's check if forward calls it."""
+    model = cell_defining(nbformat.read(SOLUTION, as_version=4), "SimpleCVAE").source
+    calls = "reparameterize" in notebook_checks.called_names(model)
+    return {"check_reparameterize": value, **({"check_simple_cvae": value} if calls else {})}
+
+
+def check_label(check: str, name: str, source: str) -> str:
+    """What ``check`` says, run here, about ``name`` defined by ``source``."""
+    namespace = {"torch": torch, "F": F, "nn": nn}
+    exec(source, namespace)  # the sample's own code, written by this test
+    with pytest.raises(AssertionError) as failure:
+        getattr(checks, check)(namespace[name])
+    return getattr(failure.value, "label", None) or submission_run.short_label(str(failure.value))
+
+
+def mistakes(solution: nbformat.NotebookNode) -> dict[str, tuple[nbformat.NotebookNode, dict]]:
+    """Samples with one common mistake each, and the label their check gives it."""
+    model = substituted(cell_defining(solution, "SimpleCVAE").source, r"dim\s*=\s*1", "dim=0")
+    loss = substituted(cell_defining(solution, "cvae_loss").source, r"-\s*0\.5\s*\*", "0.5 *")
+    noise = with_body(cell_defining(solution, "reparameterize").source, "return mu")
+    return {
+        "dim0.ipynb": (variant("SimpleCVAE", model), {
+            "check_simple_cvae": check_label("check_simple_cvae", "SimpleCVAE", model)}),
+        "kl_sign.ipynb": (variant("cvae_loss", loss), {
+            "check_cvae_loss": check_label("check_cvae_loss", "cvae_loss", loss)}),
+        "no_noise.ipynb": (variant("reparameterize", noise), {
+            "check_reparameterize": check_label("check_reparameterize", "reparameterize",
+                                                noise)}),
+    }
+
+
+def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookNode, dict]]:
+    """Samples that misbehave: loop, exit, eat memory, write outside, reach the network."""
+    write = (f"for target in {targets!r}:\n    try:\n        with open(target, 'w') as f:\n"
+             "            f.write('overwritten by a submission')\n    except OSError:\n"
+             "        pass\n")
+    connect = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', "
+               f"{port}), timeout=2).sendall(b'hello')\nexcept OSError:\n    pass\n")
+    return {
+        "loops.ipynb": (reparameterize_variant("while True:\n    pass"),
+                        dict.fromkeys(["check_reparameterize", "check_cvae_loss",
+                                       "check_simple_cvae"], submission_run.TIMED_OUT)),
+        "exits.ipynb": (reparameterize_variant("import sys\nsys.exit(1)"),
+                        reparameterize_fails("crashed: SystemExit")),
+        "memory.ipynb": (reparameterize_variant(f"bytearray(9 * 2 ** 30)\n{RIGHT}"),
+                         reparameterize_fails("crashed: MemoryError")),
+        "escape.ipynb": (reparameterize_variant(write + RIGHT), {}),
+        "network.ipynb": (reparameterize_variant(connect + RIGHT), {}),
+    }
+
+
+class Listener:
+    """A TCP port on 127.0.0.1 that records every connection made to it."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        """Count connections until the socket is closed."""
+        with contextlib.suppress(OSError):
+            while True:
+                self.server.accept()[0].close()
+                self.connections += 1
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> dict:
+    """Grade the sample class once: the printout, the report folder and what to compare."""
+    base = tmp_path_factory.mktemp("grading")
+    folder, out = base / "class", base / "report"
+    folder.mkdir()
+    outside = Path(tempfile.mkdtemp(dir="/var/tmp" if Path("/var/tmp").is_dir() else None))
+    markers = [base / "marker.txt", outside / "marker.txt"]
+    for marker in markers:
+        marker.write_text("original")
+    listener = Listener()
+    targets = [str(p) for p in (*markers, base / "new.txt", folder / "correct.ipynb",
+                                folder / "planted.txt")]
+    solution = nbformat.read(SOLUTION, as_version=4)
+    todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
+    samples = {"correct.ipynb": (solution, {}),
+               "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
+               "labelled.ipynb": (reparameterize_variant(LABELLED),
+                                  reparameterize_fails("a labelled mistake")),
+               **mistakes(solution), **attacks(targets, listener.port)}
+    for name, (nb, _) in samples.items():
+        nbformat.write(nb, folder / name)
+    (folder / "corrupt.ipynb").write_text("{ this is not json")
+    (folder / "notes.txt").write_text("not a notebook")
+    shutil.copy(NOTEBOOKS / "01_vae_fundamentals.ipynb", folder / "lesson01.ipynb")
+    shutil.copy(NOTEBOOKS / "05_modify_parameters.ipynb", folder / "ex05.ipynb")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = grading.main([str(folder), "--exercise", "06", "--out", str(out),
+                             "--timeout", str(LIMIT)])
+    listener.server.close()
+    yield {"code": code, "printed": printed.getvalue(), "out": out, "samples": samples,
+           "markers": markers, "base": base, "folder": folder, "before": before,
+           "listener": listener}
+    shutil.rmtree(outside)
+
+
+def printed_rows(printed: str) -> dict[str, list[str]]:
+    """Rows of the printed table: submission -> [seconds, cell, cell, ...]."""
+    rows = {}
+    for line in printed.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells[0].endswith((".ipynb", ".txt")):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_every_submission_gets_its_expected_row(graded: dict) -> None:
+    """Each check cell shows OK, the mistake's label, TODO, a crash or a timeout."""
+    assert graded["code"] == 0
+    exercise = grading.pick_exercise(notebook_checks.load_exercises(), "06")
+    rows = printed_rows(graded["printed"])
+    for name, (_, expected) in graded["samples"].items():
+        want = [expected.get(check, submission_run.OK) for check in exercise.checks]
+        assert rows[name][1:] == want, name
+    assert rows["corrupt.ipynb"][0].startswith("unreadable")
+    assert rows["notes.txt"] == ["not a notebook"]
+    assert rows["lesson01.ipynb"] == [grading.NOT_EXERCISE]
+    assert rows["ex05.ipynb"] == ["wrong exercise: 05, not 06"]
+
+
+def test_mistakes_are_named_not_crashes(graded: dict) -> None:
+    """The three common mistakes come out as the check's words, not as crashes."""
+    rows = printed_rows(graded["printed"])
+    for name in ("dim0.ipynb", "kl_sign.ipynb", "no_noise.ipynb"):
+        named = [v for v in rows[name][1:] if v != submission_run.OK]
+        assert len(named) == 1 and not named[0].startswith("crashed"), (name, named)
+
+
+def test_looping_submission_stops_at_its_limit(graded: dict) -> None:
+    """The endless loop is cut at the time limit (plus the kernel's start), not much later."""
+    seconds = float(printed_rows(graded["printed"])["loops.ipynb"][0])
+    assert LIMIT <= seconds < LIMIT + 40
+
+
+def test_class_totals_add_up(graded: dict) -> None:
+    """Every check's totals count each graded submission once, in the printout too."""
+    exercise = grading.pick_exercise(notebook_checks.load_exercises(), "06")
+    number = len(graded["samples"])
+    lines = [line.strip() for line in graded["printed"].splitlines()
+             if line.strip().startswith(tuple(f"{c}:" for c in exercise.checks))]
+    assert len(lines) == len(exercise.checks)
+    for line in lines:
+        counts = [int(n) for n, total in re.findall(r": (\d+) of (\d+)", line)]
+        assert sum(counts) == number and f"of {number}" in line
+    assert f"({number} run)" in graded["printed"]
+
+
+def test_csv_and_html_hold_the_same_rows(graded: dict) -> None:
+    """grades.csv has one row per file; grades.html is self-contained and escaped."""
+    with open(graded["out"] / "grades.csv", newline="") as f:
+        table = {row["submission"]: row for row in csv.DictReader(f)}
+    assert len(table) == len(graded["before"])
+    assert table["todo.ipynb"]["check_reparameterize"] == submission_run.TODO
+    assert table["loops.ipynb"]["check_cvae_loss"] == submission_run.TIMED_OUT
+    assert float(table["correct.ipynb"]["seconds"]) > 0
+    page = (graded["out"] / "grades.html").read_text()
+    assert "<style>" in page and "<script" not in page and "http" not in page
+    assert "todo.ipynb" in page and "crashed: SystemExit" in page
+
+
+def test_nothing_outside_the_temporary_folder_changes(graded: dict) -> None:
+    """The submission that writes outside its folder changes no file, not even its own."""
+    if "NO SANDBOX" in graded["printed"]:
+        pytest.skip("bubblewrap cannot run here: the report says so at the top")
+    assert all(m.read_text() == "original" for m in graded["markers"])
+    assert not (graded["base"] / "new.txt").exists()
+    folder = graded["folder"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == graded["before"]
+
+
+def test_network_is_unreachable(graded: dict) -> None:
+    """The submission that connects to a port listening on this machine never gets there."""
+    if "NO SANDBOX" in graded["printed"]:
+        pytest.skip("bubblewrap cannot run here: the report says so at the top")
+    assert graded["listener"].connections == 0
+
+
+def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An empty folder: a clear message and a non-zero exit, no report."""
+    assert grading.main([str(tmp_path), "--out", str(tmp_path / "report")]) == 2
+    assert "holds no files" in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()
+
+
+def test_exercises_follow_the_solution_notebooks() -> None:
+    """Each solution notebook is an exercise; 06 has its three checks as columns."""
+    exercises = notebook_checks.load_exercises()
+    assert [ex.number for ex in exercises] == ["05", "06", "07"]
+    assert {"check_reparameterize", "check_cvae_loss",
+            "check_simple_cvae"} <= set(grading.pick_exercise(exercises, "6").checks)
+
+
+def test_a_renamed_notebook_is_recognised_by_its_checks() -> None:
+    """Without its title, 06 is still recognised by the checks it calls."""
+    exercises = notebook_checks.load_exercises()
+    nb = nbformat.read(SOLUTION, as_version=4)
+    nb.cells[0].source = "# My homework"
+    assert notebook_checks.identify(nb, exercises) == grading.pick_exercise(exercises, "06")
+    nb.cells = [c for c in nb.cells if "check_" not in c.source]
+    assert notebook_checks.identify(nb, exercises) is None
+
+
+def test_html_escapes_student_text() -> None:
+    """A file name or label with markup is shown as text."""
+    exercise = notebook_checks.Exercise("06", "06 · Title", ("check_x",))
+    rows = [grade_report.Row("<b>x</b>.ipynb", "06", grade_report.GRADED,
+                        {"check_x": "<script>alert(1)</script>"}, 1.0)]
+    page = grade_report.html_report(rows, [exercise], ["note & more"])
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "&lt;b&gt;x&lt;/b&gt;.ipynb" in page and "note &amp; more" in page
+
+
+def test_short_label_keeps_the_first_clause() -> None:
+    """A message without a label is named by its first clause."""
+    assert submission_run.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
+        "The KL term has the wrong sign")
+    assert submission_run.short_label("") == "assertion failed"
+    assert len(submission_run.short_label("word " * 40)) == submission_run.LABEL_CHARS
