@@ -34,7 +34,7 @@ SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 WIDGET_CALL = re.compile(r"\b\w+_widget\(")
 
 
-def heading_level(source: str) -> int | None:
+def _heading_level(source: str) -> int | None:
     """The level of the highest heading in markdown ``source`` (fenced code ignored)."""
     levels, fenced = [], False
     for line in source.splitlines():
@@ -46,51 +46,60 @@ def heading_level(source: str) -> int | None:
     return min(levels, default=None)
 
 
-def is_widget(cell: dict) -> bool:
+def _is_widget(cell: dict) -> bool:
     """Whether ``cell`` is code that shows a widget (calls a ``*_widget(`` function)."""
     return cell["cell_type"] == "code" and bool(WIDGET_CALL.search(cell["source"]))
 
 
-def own_type(cell: dict) -> str:
+def _own_type(cell: dict) -> str:
     """The slide type a cell asks for on its own, before looking at its neighbours."""
     if cell["cell_type"] == "markdown":
-        level = heading_level(cell["source"])
+        level = _heading_level(cell["source"])
         if level is not None:
             return "slide" if level <= 2 else "subslide"
         return "fragment" if "<details>" in cell["source"] else "-"
     if "setup_notebook(" in cell["source"]:
         return "subslide"
-    return "slide" if is_widget(cell) else "-"
+    return "slide" if _is_widget(cell) else "-"
+
+
+def _check_cells(cells: object) -> list[dict]:
+    """Return ``cells`` if it is a notebook's list of cells, else say what is expected."""
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and "cell_type" in c
+                                              for c in cells):
+        raise TypeError("cells must be a notebook's cells, e.g. nbformat.read(path, 4).cells, "
+                        f"not {type(cells).__name__}")
+    return cells
 
 
 def slide_types(cells: list[dict]) -> list[str]:
     """The slide type of every cell of a notebook, by the rule in this module's docstring."""
-    types = [own_type(cell) for cell in cells]
+    types = [_own_type(cell) for cell in _check_cells(cells)]
     for i, cell in enumerate(cells):
         if cell["cell_type"] != "markdown" or types[i] != "-":
             continue
-        if i + 1 < len(cells) and is_widget(cells[i + 1]):
+        if i + 1 < len(cells) and _is_widget(cells[i + 1]):
             types[i], types[i + 1] = "slide", "-"
         elif i > 0 and cells[i - 1]["cell_type"] == "code":
             types[i] = "subslide"
     return types
 
 
-def slide_metadata(slide_type: str) -> dict | None:
+def _slide_metadata(slide_type: str) -> dict | None:
     """The ``metadata.slideshow`` a cell of ``slide_type`` carries (None: stays on the slide)."""
     return None if slide_type == "-" else {"slide_type": slide_type}
 
 
 def is_current(notebook: nbformat.NotebookNode) -> bool:
     """Whether every cell of ``notebook`` carries exactly the slide metadata of the rule."""
-    stored = [cell.metadata.get("slideshow") for cell in notebook.cells]
-    return stored == [slide_metadata(t) for t in slide_types(notebook.cells)]
+    expected = [_slide_metadata(t) for t in slide_types(notebook["cells"])]
+    return [cell.metadata.get("slideshow") for cell in notebook["cells"]] == expected
 
 
 def apply_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Write the rule's slide type into each cell's ``metadata.slideshow``; return the notebook."""
-    for cell, slide_type in zip(notebook.cells, slide_types(notebook.cells)):
-        metadata = slide_metadata(slide_type)
+    for cell, slide_type in zip(notebook["cells"], slide_types(notebook["cells"])):
+        metadata = _slide_metadata(slide_type)
         if metadata:
             cell.metadata["slideshow"] = metadata
         else:
@@ -100,7 +109,9 @@ def apply_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def decks(folder: Path = NOTEBOOKS) -> list[Path]:
     """The notebooks that are presented as slides: 01-04 in ``folder``."""
-    return sorted(path for pattern in DECKS for path in folder.glob(pattern))
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"no notebooks folder at {folder}")
+    return sorted(path for pattern in DECKS for path in Path(folder).glob(pattern))
 
 
 def main(argv: list[str] | None = None) -> int:

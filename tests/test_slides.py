@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from cvae_lib.exercises import student_notebook
-from cvae_lib.slides import (NOTEBOOKS, SLIDE_TYPES, apply_slides, decks, heading_level,
+from cvae_lib.slides import (NOTEBOOKS, SLIDE_TYPES, _heading_level, apply_slides, decks,
                              is_current, main, slide_types)
 
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
@@ -25,10 +25,10 @@ def deck(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def test_heading_level_ignores_fenced_code():
-    assert heading_level("# Title\n## Part") == 1
-    assert heading_level("text\n### Detail") == 3
-    assert heading_level("```python\n# a comment\n```\nno heading") is None
-    assert heading_level("#hashtag is not a heading") is None
+    assert _heading_level("# Title\n## Part") == 1
+    assert _heading_level("text\n### Detail") == 3
+    assert _heading_level("```python\n# a comment\n```\nno heading") is None
+    assert _heading_level("#hashtag is not a heading") is None
 
 
 def test_rule_on_a_small_lesson():
@@ -76,6 +76,15 @@ def test_deck_opens_on_the_title_and_shows_widgets_on_their_own_slide(path: Path
     for i, cell in enumerate(notebook.cells):
         if "_widget(" in cell.source and cell.cell_type == "code":
             assert "slide" in (types[i], types[i - 1]), f"{path.name} cell {i}"
+
+
+def test_bad_input_is_named():
+    with pytest.raises(TypeError, match="notebook's cells"):
+        slide_types(3)
+    with pytest.raises(TypeError, match="notebook's cells"):
+        apply_slides({"cells": [{"source": "# no cell_type"}]})
+    with pytest.raises(FileNotFoundError, match="no/such"):
+        decks(Path("/no/such"))
 
 
 def test_decks_are_notebooks_01_to_04():
