@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_output_folder(out: Path) -> Path:
-    """Raise ValueError/OSError now, before training, if ``out`` could not take the run."""
+    """Raise ValueError/OSError now, before training, if the run cannot be written to ``out``."""
     resolved = out.resolve()
     if not resolved.name:
         raise ValueError(f"--out {out} is the root folder: name a folder for the outputs")

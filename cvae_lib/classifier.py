@@ -129,10 +129,10 @@ def _read_classifier(path: Path) -> tuple[DigitClassifier, float]:
         model = DigitClassifier()
         model.load_state_dict(payload["state_dict"])
     except Exception as err:
+        reason = " ".join(str(err).split())[:200]
         raise ValueError(f"{path} is not a readable classifier checkpoint "
-                         f"({type(err).__name__}: {' '.join(str(err).split())[:200]}); "
-                         f"delete it and "
-                         f"it will be trained again") from err
+                         f"({type(err).__name__}: {reason}); delete it and it will be trained "
+                         f"again") from err
     return finite_weights(model, str(path)), accuracy
 
 

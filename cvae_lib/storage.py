@@ -49,8 +49,8 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, and belongs to another user
+        pass
     return True
 
 
@@ -75,7 +75,7 @@ def remove_stale_temps(path: Path, older_than: float = STALE_AFTER) -> list[Path
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it there."""
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)

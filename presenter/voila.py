@@ -1,4 +1,4 @@
-"""voila settings of the presenter view (``make present``): this machine only, a token, few kernels.
+"""voila settings of the presenter view (``make present``): local only, a token, few kernels.
 
 voila reads this file when started with ``--Voila.config_file_paths=presenter``. Every page view
 starts a Python kernel of about 1 GB, so a view needs the token printed at start, idle kernels
