@@ -42,6 +42,7 @@ evaluate, generation, plots = MODULES["evaluate"], MODULES["generation"], MODULE
 checks, course, thickness = MODULES["checks"], MODULES["course"], MODULES["thickness"]
 widgets, prepare, exercises = MODULES["widgets"], MODULES["prepare"], MODULES["exercises"]
 classifier, models = MODULES["classifier"], MODULES["models"]
+check_base, slides, grading = MODULES["check_base"], MODULES["slides"], MODULES["grading"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -61,6 +62,8 @@ NO_INPUT = {
     "storage.remove_stale_temps",  # a folder without temp files has nothing to remove
     # Command-line entry points: see test_cli_refuses_bad_values and tests/test_prepare.py.
     "prepare.main",
+    "exercises.MarkerError", "exercises.edited_by_student",  # any file: "edited" or not
+    "storage.FairShare",  # takes no argument; tests/test_fair_share.py
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -71,6 +74,21 @@ INSIDE = {
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
     "training.flush_tiny_moments", "training.train_one_epoch", "runtime.seed_everything",
     "validate.model_device", "validate.label_classes",  # used after validate.check_model
+    # Helpers the three checks share, called with the checks' own values.
+    "check_base.describe", "check_base.require", "check_base.require_callable",
+    "check_base.seeded",
+    # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
+    # folder, the exercise and the limits, then calls these with checked values.
+    "grading.build_parser", "grading.grade_file", "grading.grade_folder", "grading.submissions",
+    "grade_report.Row", "grade_report.html_report", "grade_report.text_report",
+    "grade_report.totals", "grade_report.totals_lines", "grade_report.write_csv",
+    "notebook_checks.Exercise", "notebook_checks.called_names", "notebook_checks.check_cells",
+    "notebook_checks.identify", "notebook_checks.load_exercises",
+    "notebook_checks.solution_checks", "notebook_checks.title_of", "sandbox.Limits",
+    "sandbox.Sandbox", "sandbox.SandboxedKernelManager", "sandbox.find_sandbox",
+    "sandbox.kernel_env", "sandbox.make_workspace", "sandbox.sandboxed_client",
+    "submission_run.CellError", "submission_run.describe", "submission_run.run_submission",
+    "submission_run.short_label",
 }
 
 
@@ -206,9 +224,21 @@ BAD_CALLS = [
          TypeError),
     case("plots.plot_cvae_architecture", lambda: plots.plot_cvae_architecture("model"),
          TypeError),
-    case("checks.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError),
-    case("checks.check_reparameterize", lambda: checks.check_reparameterize(3), TypeError),
-    case("checks.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError),
+    case("check_model.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError),
+    case("check_functions.check_reparameterize", lambda: checks.check_reparameterize(3),
+         TypeError),
+    case("check_functions.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError),
+    case("check_base.CheckFailure", lambda: check_base.CheckFailure("nope", "m"), KeyError),
+    case("exercises.cells_hash", lambda: exercises.cells_hash({"cells": 3}), TypeError),
+    case("slides.slide_types", lambda: slides.slide_types(3), TypeError),
+    case("slides.apply_slides", lambda: slides.apply_slides({"cells": 3}), TypeError),
+    case("slides.is_current", lambda: slides.is_current({"cells": 3}), TypeError),
+    case("slides.decks", lambda: slides.decks(NOWHERE), FileNotFoundError),
+    case("slides.main", lambda: slides.main(["--no-such-flag"]), SystemExit),
+    case("grading.main", lambda: grading.main(["--no-such-flag"]), SystemExit),
+    case("plots.live_training_progress",
+         lambda: plots.live_training_progress(MODEL, torch.zeros(3, 4), 2), ValueError),
+    case("grading.pick_exercise", lambda: grading.pick_exercise([], "99"), ValueError),
     case("course.course_config", lambda: course.course_config("nope"), KeyError),
     case("course.course_model", lambda: course.course_model(3), KeyError),
     case("thickness.stroke_width", lambda: thickness.stroke_width(torch.zeros(3, 5)),
@@ -228,7 +258,7 @@ BAD_CALLS = [
          TypeError),
     case("exercises.solution_lines", lambda: exercises.solution_lines({"cells": 3}),
          TypeError),
-    case("exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), OSError),
+    case("exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), ValueError),
     case("exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit),
     case("prepare.preparation_steps", lambda: prepare.preparation_steps(["nope"]), ValueError),
     case("prepare.prepare", lambda: prepare.prepare(["nope"]), ValueError),
