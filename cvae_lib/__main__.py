@@ -4,6 +4,7 @@ its figures, checkpoint and metrics; ``python -m cvae_lib prepare`` builds every
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,7 +16,9 @@ import matplotlib
 
 from cvae_lib.checkpoints import save_checkpoint
 from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
+from cvae_lib.course import FAST_TRAIN_LIMIT
 from cvae_lib.evaluate import dataset_loss, evaluate_model
+from cvae_lib.runtime import fast_mode
 from cvae_lib.storage import atomic_write, check_writable, publish_folder, staging_folder
 from cvae_lib.training import TrainConfig, train
 from cvae_lib.validate import MAX_EPOCHS, MAX_LATENT_DIM, MAX_SEED, TRAIN_IMAGES
@@ -24,6 +27,8 @@ FIGURES = ("cvae_generated_samples.png", "cvae_conditional_generation.png",
            "cvae_training_curves.png")
 OUTPUTS = (*FIGURES, "model.pt", "metrics.json")
 NEED_BYTES = 20_000_000  # the five outputs take under 5 MB; leave room
+EVALUATION = {"num_images": 1000, "k": 100, "n_per_class": 100}
+FAST_EVALUATION = {"num_images": 200, "k": 10, "n_per_class": 20}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -103,8 +108,8 @@ def write_outputs(out: Path, model, config: TrainConfig, history) -> dict:  # no
                history.seconds else 0.0, "interrupted": history.interrupted,
                "units": "nats per image (sum over 784 pixels and latent dims, mean over images)",
                "config": config.to_dict(),
-               "evaluation": evaluate_model(model, dataset=config.dataset, num_images=1000,
-                                            k=100, n_per_class=100),
+               "evaluation": evaluate_model(model, dataset=config.dataset,
+                                            **(FAST_EVALUATION if fast_mode() else EVALUATION)),
                "evaluation_note": "iwae_nll (nats per image, k samples), active_units, "
                "kl_per_dim and label_leakage use the first eval_images test images; "
                "conditional_accuracy and diversity_ratio use samples_per_class samples "
@@ -157,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         config = TrainConfig(dataset=args.dataset, latent_dim=args.latent_dim,
                              num_epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              beta=args.beta, seed=args.seed)
+        if fast_mode():  # CVAE_FAST=1: the same job on a small subset, for tests
+            config = dataclasses.replace(config, train_limit=FAST_TRAIN_LIMIT,
+                                         batch_size=min(config.batch_size, FAST_TRAIN_LIMIT))
         out = check_output_folder(args.out)
     except (ValueError, TypeError, OSError) as err:
         return fail(err, 2)
@@ -184,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{evaluation['conditional_accuracy']:.1%}; IWAE bound "
               f"{evaluation['iwae_nll']:.2f} nats; {evaluation['active_units']} active units.")
     print(f"Wrote {', '.join(OUTPUTS)} to {args.out}/")
+    if fast_mode():
+        print(f"FAST mode (CVAE_FAST=1): trained on {FAST_TRAIN_LIMIT} images and evaluated on "
+              f"a few; unset CVAE_FAST for the real run.")
     return 0
 
 
