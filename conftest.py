@@ -5,6 +5,7 @@ import os
 import nbformat
 import pytest
 
+from tests.notebook_images import repeated_images
 from tests.notebook_outputs import expected_outputs, expected_path, is_checked
 
 # Tests never touch the network and run the notebooks' fast mode.
@@ -26,3 +27,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"`.venv/bin/python tests/notebook_outputs.py {item.path}`")
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell.id])]
         cell.execution_count = 1  # nbval compares only cells it sees as run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """Fail a notebook cell nbval ran if it shows the same picture twice (a missing ';')."""
+    outcome = yield
+    report = outcome.get_result()
+    outputs = getattr(item, "test_outputs", None)
+    if call.when != "call" or not report.passed or not outputs:
+        return
+    cell = nbformat.v4.new_code_cell(item.cell.source, outputs=outputs)
+    problems = repeated_images(nbformat.v4.new_notebook(cells=[cell]))
+    if problems:
+        report.outcome = "failed"
+        report.longrepr = f"{item.name}: " + problems[0].replace("cell 0 ", "this cell ", 1)

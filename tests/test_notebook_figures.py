@@ -2,58 +2,28 @@
 
 The classic cause: a cell whose last line returns a matplotlib Figure without a closing ``;``.
 The inline backend draws the open figure, and Jupyter also displays the returned value: the
-student sees every plot twice. This test runs every notebook under ``notebooks/`` (lessons,
-exercises and solutions, whatever exists) once, in fast mode, with nbclient and the
-``python3`` kernel from the notebooks' folder, and compares the PNG data of each cell's
-outputs. Whether the cells run correctly is nbval's job; this test lets errors pass (student
-copies of the exercises fail on purpose) and checks the images of every cell that ran.
-
-The models the notebooks train are cached in one temporary folder for the whole run, so a
-model trained by 01 is loaded by 03; nothing outlives the run.
+student sees every plot twice. The check itself (``tests/notebook_images.py``) runs on every
+cell nbval executes, through the root conftest, so every notebook is checked without being run
+a second time. The tests here prove the check finds a repeat, and the real mistake in a live
+kernel, and that the conftest hook fails such a cell in a real nbval run.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-from collections import Counter
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.notebook_images import repeated_images
+
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(path for path in (ROOT / "notebooks").rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in path.parts)
 CELL_TIMEOUT = 900  # seconds; fast mode trains its tiny models well within this
-
-
-def image_fingerprints(output: nbformat.NotebookNode) -> list[str]:
-    """SHA-256 of every PNG an output carries (the base64 text, whitespace removed)."""
-    png = output.get("data", {}).get("image/png")
-    if png is None:
-        return []
-    text = "".join(png) if isinstance(png, list) else png
-    data = base64.b64decode("".join(text.split()))
-    return [hashlib.sha256(data).hexdigest()]
-
-
-def repeated_images(notebook: nbformat.NotebookNode) -> list[str]:
-    """One line per code cell that shows an identical image more than once."""
-    problems = []
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
-        counts = Counter(fingerprint for output in cell.get("outputs", [])
-                         for fingerprint in image_fingerprints(output))
-        repeats = {fingerprint: n for fingerprint, n in counts.items() if n > 1}
-        if repeats:
-            last_line = cell.source.strip().splitlines()[-1] if cell.source.strip() else ""
-            problems.append(f"cell {index} (id {cell.get('id')}) shows the same image "
-                            f"{max(repeats.values())} times; its last line is {last_line!r} "
-                            f"(end a line that returns a Figure with ';')")
-    return problems
 
 
 def execute(notebook: nbformat.NotebookNode, folder: Path) -> nbformat.NotebookNode:
@@ -76,10 +46,6 @@ def fast_kernel_env(monkeypatch, shared_cache) -> None:
     monkeypatch.setenv("CVAE_FAST", "1")
     monkeypatch.setenv("CVAE_OFFLINE", "1")
     monkeypatch.setenv("CVAE_CACHE_DIR", str(shared_cache))
-
-
-def test_there_are_notebooks():
-    assert NOTEBOOKS, "no notebooks under notebooks/"
 
 
 def test_a_repeated_image_is_found():
@@ -107,8 +73,18 @@ def test_a_figure_returned_without_semicolon_is_caught(fast_kernel_env, tmp_path
     assert len(problems) == 1 and problems[0].startswith("cell 0 "), problems
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_cell_shows_an_image_twice(path, fast_kernel_env):
-    notebook = execute(nbformat.read(path, as_version=4), path.parent)
-    problems = repeated_images(notebook)
-    assert not problems, f"{path.relative_to(ROOT)}:\n" + "\n".join(problems)
+def test_nbval_fails_a_cell_that_shows_a_figure_twice(fast_kernel_env):
+    source = "import matplotlib.pyplot as plt\n%matplotlib inline\nfig = plt.figure()\n"
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(source + "plt.plot([0, 1]);"),
+        nbformat.v4.new_code_cell(source + "plt.plot([0, 1])\nfig")])
+    path = ROOT / "tests" / f".figure-twice-{os.getpid()}.ipynb"  # under the root conftest
+    nbformat.write(notebook, path)
+    try:
+        run = subprocess.run([sys.executable, "-m", "pytest", str(path), "-q", "-p",
+                              "no:cacheprovider", "--durations=0"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        path.unlink()
+    assert "1 failed, 1 passed" in run.stdout, run.stdout[-2000:]
+    assert "shows the same image 2 times" in run.stdout
