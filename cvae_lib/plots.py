@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from torchvision.utils import make_grid
@@ -105,20 +106,27 @@ def plot_training_curves(history) -> Figure:  # noqa: ANN001 - a cvae_lib.traini
     return fig
 
 
-def live_training_curves() -> Callable:
-    """An ``on_epoch`` callback for ``train``: redraws the loss curves in place each epoch."""
-    from IPython.display import display
-
+def _in_place() -> Callable[[Figure], None]:
+    """A function that shows a figure in place of the one it showed before (one output)."""
     handle = None
 
-    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.training.History
+    def show(fig: Figure) -> None:
         nonlocal handle
-        fig = plot_training_curves(history)
         plt.close(fig)
         if handle is None:
             handle = display(fig, display_id=True)
         else:
             handle.update(fig)
+
+    return show
+
+
+def live_training_curves() -> Callable:
+    """An ``on_epoch`` callback for ``train``: redraws the loss curves in place each epoch."""
+    show = _in_place()
+
+    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.training.History
+        show(plot_training_curves(history))
 
     return update
 
@@ -129,8 +137,6 @@ def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Cal
     After each epoch it redraws, in place, the reconstruction and KL curves and a grid that
     gains one row per epoch: the same codes ``z`` (one per digit) decoded under labels 0..9.
     """
-    from IPython.display import display
-
     k = check_model(model).num_classes
     z = check_tensor(z, "z")
     if tuple(z.shape) != (k, model.latent_dim):
@@ -138,10 +144,9 @@ def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Cal
                          f"not {tuple(z.shape)}")
     num_epochs = positive_int(num_epochs, "num_epochs", maximum=100)
     epochs, recons, kls, rows = [], [], [], []
-    handle = None
+    show = _in_place()
 
     def update(epoch: int, recon: float, kl: float) -> None:
-        nonlocal handle
         epochs.append(epoch)
         recons.append(recon)
         kls.append(kl)
@@ -163,11 +168,7 @@ def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Cal
                     col_labels=[str(d) for d in range(k)],
                     title="The same z for every epoch, decoded as 0..9")
         fig.tight_layout()
-        plt.close(fig)
-        if handle is None:
-            handle = display(fig, display_id=True)
-        else:
-            handle.update(fig)
+        show(fig)
 
     return update
 
