@@ -37,6 +37,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     outputs = getattr(item, "test_outputs", None)
     if call.when != "call" or not report.passed or not outputs:
         return
+    if item.cell.source.rstrip().endswith(";"):
+        # IPython drops the result of a cell ending in ';', but only where it keeps input
+        # history, which nbval's kernel does not: drop it here as JupyterLab would.
+        outputs = [out for out in outputs if out.get("output_type") != "execute_result"]
     cell = nbformat.v4.new_code_cell(item.cell.source, outputs=outputs)
     problems = repeated_images(nbformat.v4.new_notebook(cells=[cell]))
     if problems:

@@ -31,6 +31,7 @@ LAUNCH = ("import resource, sys\n"
           "sys.path = [p for p in sys.path if p]\n"
           "from ipykernel.kernelapp import launch_new_instance\n"
           "launch_new_instance()\n")
+HIDDEN = ("/tmp", "/home", "/root")  # replaced by empty folders in the sandbox
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,16 @@ class Sandbox:
 
 
 def _kept_paths() -> list[str]:
-    """Folders the kernel needs even where home folders are hidden: repo and Python."""
+    """Folders the kernel needs even where /tmp and home folders are hidden: repo and Python."""
     paths = {str(REPO), sys.prefix, sys.base_prefix,
              str(Path(sys.executable).resolve().parent.parent)}
-    return sorted(p for p in paths if p.startswith(("/home", "/root")))
+    return sorted(p for p in paths if p.startswith(HIDDEN))
 
 
 def _bwrap_options(root: Path, work: Path) -> list[str]:
     """Read-only system, home folders hidden, private /tmp, no network, no capabilities."""
-    options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for hidden in ("/home", "/root"):
+    options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for hidden in HIDDEN:
         if Path(hidden).is_dir():
             options += ["--tmpfs", hidden]
     for kept in _kept_paths():

@@ -7,6 +7,7 @@ checks that the digit is redrawn. Screenshots go to screenshots/ (gitignored).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import secrets
@@ -21,6 +22,7 @@ from browser import (BIN, ROOT, chromium_page, free_port, require_browser, runni
                      screenshot, screenshot_on_failure, with_one_retry)
 
 WIDGET_TIMEOUT_MS = 180_000
+SLIDESHOW = importlib.util.find_spec("jupyterlab_slideshow") is not None
 # Space presses allowed to reach notebook 04's generation widget from its title slide.
 MAX_SLIDE_STEPS = 15
 # Test-only JupyterLab user settings: no news pop-up, and every cell kept in the page.
@@ -37,8 +39,9 @@ def _browser_available() -> None:
     require_browser()
 
 
-def check_generation_widget(page, name: str) -> None:  # noqa: ANN001 - a playwright Page
-    """Pick label 7, then move a latent slider; the digit must be redrawn each time."""
+def check_generation_widget(page, name: str, label: str = "7",  # noqa: ANN001 - a Page
+                            key: str = "ArrowRight") -> None:
+    """Pick ``label``, then move a latent slider with ``key``; the digit must be redrawn."""
     from playwright.sync_api import expect
 
     widget = page.locator(".widget-vbox:has(> .cvae-label):has(img.cvae-digit)").first
@@ -49,9 +52,9 @@ def check_generation_widget(page, name: str) -> None:  # noqa: ANN001 - a playwr
     screenshot(page, f"{name}-1-widget")
 
     before = digit.get_attribute("src")
-    widget.locator(".cvae-label").get_by_role("button", name="7", exact=True).click()
+    widget.locator(".cvae-label").get_by_role("button", name=label, exact=True).click()
     expect(digit).not_to_have_attribute("src", before)
-    screenshot(page, f"{name}-2-label-7")
+    screenshot(page, f"{name}-2-label-{label}")
 
     before = digit.get_attribute("src")
     readout = widget.locator(".cvae-latent-slider .widget-readout").first
@@ -59,7 +62,7 @@ def check_generation_widget(page, name: str) -> None:  # noqa: ANN001 - a playwr
     handle = widget.locator(".cvae-latent-slider .noUi-handle").first
     handle.focus()
     for _ in range(20):
-        handle.press("ArrowRight")
+        handle.press(key)
     expect(readout).not_to_have_text(start_value)
     expect(digit).not_to_have_attribute("src", before)
     screenshot(page, f"{name}-3-slider-moved")
@@ -93,19 +96,17 @@ def lab_page(notebooks: Path, notebook: str, workdir: Path, name: str) -> Iterat
         yield page
 
 
-def run_in_jupyterlab(notebooks: Path, notebook: str, workdir: Path, attempt: int) -> None:
-    """Serve a copy of ``notebooks``, open ``notebook``, Run All, drive its widget."""
-    with lab_page(notebooks, notebook, workdir / f"lab-{attempt}", "jupyterlab") as page:
-        check_generation_widget(page, "jupyterlab")
-
-
-def run_as_slides(notebooks: Path, notebook: str, workdir: Path, attempt: int) -> None:
-    """Run ``notebook`` in JupyterLab, present it from the title, step to the widget, drive it."""
+def run_in_jupyterlab_and_as_slides(notebooks: Path, notebook: str, workdir: Path,
+                                    attempt: int) -> None:
+    """Run ``notebook`` in JupyterLab and drive its widget; then present it from the title,
+    step to the widget's slide and drive it there (one server, one run of the notebook)."""
     from playwright.sync_api import expect
 
-    with lab_page(notebooks, notebook, workdir / f"slides-{attempt}", "slides") as page:
+    with lab_page(notebooks, notebook, workdir / f"lab-{attempt}", "jupyterlab") as page:
+        check_generation_widget(page, "jupyterlab")
+        if not SLIDESHOW:
+            return
         digit, cells = page.locator("img.cvae-digit").first, page.locator(".jp-Notebook .jp-Cell")
-        digit.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
         cells.first.click()
         page.locator(".jp-NotebookPanel-toolbar [data-command='deck:toggle']").click()
         expect(page.locator("body")).to_have_attribute("data-jp-deck-mode", "presenting")
@@ -118,7 +119,7 @@ def run_as_slides(notebooks: Path, notebook: str, workdir: Path, attempt: int) -
             page.keyboard.press("Space")
             page.wait_for_timeout(300)
         expect(cells.first).to_be_hidden()
-        check_generation_widget(page, "slides")
+        check_generation_widget(page, "slides", label="3", key="ArrowLeft")
         expect(digit).to_be_visible()
         expect(page.locator("body")).to_have_attribute("data-jp-deck-mode", "presenting")
 
@@ -144,14 +145,12 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
         screenshot(page, "voila-4-interpolation")
 
 
-def test_generation_widget_in_jupyterlab(tmp_path) -> None:
-    with_one_retry(run_in_jupyterlab, ROOT / "notebooks", "04_generation.ipynb", tmp_path)
-
-
-def test_generation_widget_in_slideshow(tmp_path) -> None:
-    pytest.importorskip("jupyterlab_slideshow", reason="the slideshow extension is missing: "
-                        "`pip install -e '.[dev]'` (make test does it)")
-    with_one_retry(run_as_slides, ROOT / "notebooks", "04_generation.ipynb", tmp_path)
+def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path) -> None:
+    with_one_retry(run_in_jupyterlab_and_as_slides, ROOT / "notebooks", "04_generation.ipynb",
+                   tmp_path)
+    if not SLIDESHOW:
+        pytest.skip("the slideshow extension is missing: `pip install -e '.[dev]'` (make test "
+                    "does it); the JupyterLab part passed")
 
 
 def test_presenter_view_in_voila(tmp_path) -> None:
