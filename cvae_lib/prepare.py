@@ -28,6 +28,9 @@ FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
                 "without CVAE_OFFLINE=1 so torchvision downloads them")
 
 
+DEFAULT_STEP = "model cvae"
+
+
 @dataclass(frozen=True)
 class PrepareResult:
     """What one preparation step did: ``status`` is 'built', 'cached', 'skipped' or 'failed'."""
@@ -134,6 +137,11 @@ def summary_table(results: list[PrepareResult]) -> str:
     total = sum(r.seconds for r in results)
     lines.append(f"{'total':<{width}}  {'':<7}  {total:8.1f}  " +
                  ", ".join(f"{n} {s}" for s, n in counts.items()))
+    default = next((r.seconds for r in results if r.name == DEFAULT_STEP and r.status == "built"),
+                   None)
+    if default:
+        lines.append(f"total / {DEFAULT_STEP}: {total:.1f} s / {default:.1f} s = "
+                     f"{total / default:.2f}x (the classroom against the default model alone)")
     return "\n".join(lines)
 
 

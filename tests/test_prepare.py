@@ -28,8 +28,12 @@ def _statuses(results) -> dict[str, str]:  # noqa: ANN001 - a list of PrepareRes
 
 
 def test_first_run_builds_second_run_finds_everything() -> None:
-    first = _statuses(prepare(models=["vae", "cvae"], progress=False))
+    results = prepare(models=["vae", "cvae"], progress=False)
+    first = _statuses(results)
     assert first["MNIST data"] in ("built", "cached")
+    total = sum(r.seconds for r in results)
+    default = next(r.seconds for r in results if r.name == "model cvae")
+    assert f"= {total / default:.2f}x" in summary_table(results)
     assert first["model vae"] == first["model cvae"] == "built"
     for name in ("vae", "cvae"):
         assert (cache_dir() / f"{course_config(name).key()}.pt").is_file()
@@ -37,7 +41,7 @@ def test_first_run_builds_second_run_finds_everything() -> None:
     assert "built" not in _statuses(second).values()
     assert _statuses(second)["model cvae"] == "cached"
     table = summary_table(second)
-    assert "0 built" in table and "model vae" in table
+    assert "0 built" in table and "model vae" in table and "x (the classroom" not in table
 
 
 def test_unavailable_fashion_is_skipped_with_a_fix(tmp_path, monkeypatch) -> None:
