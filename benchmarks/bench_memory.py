@@ -18,7 +18,8 @@ from _common import machine
 
 TARGET_BYTES = 1.5e9
 BENCH_DIR = Path(__file__).resolve().parent
-DEFAULT_RUN = "from cvae_lib.training import TrainConfig, train; train(TrainConfig(), progress=False)"
+DEFAULT_RUN = ("from cvae_lib.training import TrainConfig, train; "
+               "train(TrainConfig(), progress=False)")
 SPEC_RUN = ("import sys; sys.path.insert(0, {dir!r}); from _common import SpecRecipe; "
             "recipe = SpecRecipe(); [recipe.epoch() for _ in range({epochs})]")
 

@@ -64,7 +64,7 @@ def methods_of(class_node: ast.ClassDef) -> dict[str, str]:
 
 
 def drift(lesson_cells: list[str]) -> list[str]:
-    """How the class in ``lesson_cells`` differs from ``cvae_lib.models.CVAE``; [] if it does not."""
+    """How the class in ``lesson_cells`` differs from ``cvae_lib.models.CVAE`` ([] if equal)."""
     lesson_class = class_in_cells(lesson_cells)
     package_class = ast.parse(inspect.getsource(cvae_lib.models.CVAE)).body[0]
     lesson, package = methods_of(lesson_class), methods_of(package_class)
