@@ -13,7 +13,9 @@ from pathlib import Path
 
 import nbformat
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+from cvae_lib.exercises import NOTEBOOKS
+
+SOLUTIONS = NOTEBOOKS / "solutions"
 
 
 @dataclass(frozen=True)
