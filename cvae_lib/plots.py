@@ -13,7 +13,6 @@ import torch
 from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
-from torchvision.utils import make_grid
 
 from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
 from cvae_lib.models import CVAE
@@ -30,6 +29,8 @@ def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
                          f"not {tuple(images.shape)}")
     if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow <= 0:
         raise ValueError(f"nrow must be a positive integer, not {nrow!r}")
+    from torchvision.utils import make_grid  # imported here: see cvae_lib.data.DATASETS
+
     tiles = images.detach().float().cpu().reshape(-1, 1, 28, 28)
     return make_grid(tiles, nrow=nrow, padding=2, pad_value=0.0)[0]
 

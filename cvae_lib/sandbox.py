@@ -36,10 +36,11 @@ HIDDEN = ("/tmp", "/home", "/root")  # replaced by empty folders in the sandbox
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use: seconds of running cells and address space in MiB."""
+    """What one submission may use: seconds of running cells, MiB of address space, threads."""
 
     seconds: float = 300.0
     memory_mb: int = 8192
+    threads: int = 1  # torch's threads: the cores divided among the kernels running at once
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -137,10 +138,11 @@ def _copy_font_cache(target: Path) -> None:
         shutil.copyfile(fontlist, target / fontlist.name)
 
 
-def kernel_env(root: Path) -> dict[str, str]:
+def kernel_env(root: Path, threads: int) -> dict[str, str]:
     """A minimal environment (none of the instructor's variables): fast, offline, local."""
     home = root / "home"
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+            "OMP_NUM_THREADS": str(threads),
             "HOME": str(home), "TMPDIR": str(root / "tmp"), "PYTHONPATH": str(REPO),
             "CVAE_FAST": "1", "CVAE_OFFLINE": "1", "MPLBACKEND": "Agg",
             "CVAE_CACHE_DIR": str(root / "checkpoints"), "CVAE_DATA_DIR": str(_data_folder(root)),

@@ -127,7 +127,7 @@ def run_submission(path: Path, nb: nbformat.NotebookNode, exercise: Exercise, li
         client = sandboxed_client(copy.deepcopy(nb), root, work, limits, sandbox)
         outcome = "crashed: kernel did not start"
         try:
-            with client.setup_kernel(cwd=str(work), env=kernel_env(root),
+            with client.setup_kernel(cwd=str(work), env=kernel_env(root, limits.threads),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
                 # The limit is the student's code's time: it starts once the kernel is up.
                 outcome, deadline = "crashed: kernel died", time.monotonic() + limits.seconds

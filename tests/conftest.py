@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
 from cvae_lib.data import load_mnist
+from cvae_lib.storage import cache_dir
+
+# The cache the notebooks run by nbval use (their kernels start before any fixture runs).
+NOTEBOOK_CACHE = os.environ.get("CVAE_CACHE_DIR")
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +25,14 @@ def mnist_small() -> tuple[torch.Tensor, torch.Tensor]:
 def _isolated_cache(tmp_path, monkeypatch) -> None:
     """Each test caches checkpoints in its own temporary folder."""
     monkeypatch.setenv("CVAE_CACHE_DIR", str(tmp_path / "checkpoints"))
+
+
+@pytest.fixture
+def notebook_cache(monkeypatch) -> Path:
+    """The cache of the notebooks nbval runs: a test that runs whole notebooks loads their
+    fast-mode models instead of training its own (a per-config lock makes one process train)."""
+    if NOTEBOOK_CACHE is None:
+        monkeypatch.delenv("CVAE_CACHE_DIR")
+    else:
+        monkeypatch.setenv("CVAE_CACHE_DIR", NOTEBOOK_CACHE)
+    return cache_dir()

@@ -145,7 +145,7 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
         screenshot(page, "voila-4-interpolation")
 
 
-def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path) -> None:
+def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path, notebook_cache) -> None:
     with_one_retry(run_in_jupyterlab_and_as_slides, ROOT / "notebooks", "04_generation.ipynb",
                    tmp_path)
     if not SLIDESHOW:
@@ -153,5 +153,5 @@ def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path) -> None:
                     "does it); the JupyterLab part passed")
 
 
-def test_presenter_view_in_voila(tmp_path) -> None:
+def test_presenter_view_in_voila(tmp_path, notebook_cache) -> None:
     with_one_retry(run_in_voila, ROOT / "presenter" / "cvae_presenter.ipynb", tmp_path)

@@ -32,12 +32,6 @@ class _ThisPython(KernelSpecManager):
                                 "{connection_file}"], display_name="tests", language="python")
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory) -> Path:
-    """One checkpoint folder for the module: the copies share their trained models."""
-    return tmp_path_factory.mktemp("checkpoints")
-
-
 def run(path: Path, cache: Path, monkeypatch) -> nbformat.NotebookNode:
     """Execute a notebook in fast mode in its own folder; return it with its outputs."""
     monkeypatch.setenv("CVAE_FAST", "1")
@@ -69,8 +63,8 @@ def errors(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
-def test_student_copy_fails_exactly_at_its_todos(path: Path, shared_cache: Path, monkeypatch):
-    notebook = run(NOTEBOOKS / path.name, shared_cache, monkeypatch)
+def test_student_copy_fails_exactly_at_its_todos(path: Path, notebook_cache: Path, monkeypatch):
+    notebook = run(NOTEBOOKS / path.name, notebook_cache, monkeypatch)
     todo_cells = {index: todo_messages(cell.source) for index, cell in enumerate(notebook.cells)
                   if cell.cell_type == "code" and todo_messages(cell.source)}
     assert todo_cells, f"{path.name} has no TODO: an exercise needs at least one"

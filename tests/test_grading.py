@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import re
 import shutil
 import socket
@@ -181,7 +182,7 @@ def graded(tmp_path_factory) -> dict:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = grading.main([str(folder), "--exercise", "06", "--out", str(out),
-                             "--timeout", str(LIMIT)])
+                             "--timeout", str(LIMIT), "--jobs", "2"])
     listener.server.close()
     yield {"code": code, "printed": printed.getvalue(), "out": out, "samples": samples,
            "markers": markers, "base": base, "folder": folder, "before": before,
@@ -275,6 +276,20 @@ def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert grading.main([str(tmp_path), "--out", str(tmp_path / "report")]) == 2
     assert "holds no files" in capsys.readouterr().err
     assert not (tmp_path / "report").exists()
+
+
+def test_jobs_below_one_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--jobs 0: a clear message before any submission runs."""
+    (tmp_path / "a.ipynb").write_text("{}")
+    assert grading.main([str(tmp_path), "--jobs", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_jobs_give_each_kernel_one_core_of_two(graded: dict) -> None:
+    """Submissions graded two at once share the cores instead of fighting for them."""
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    assert f"{threads} thread{'s' * (threads > 1)}." in graded["printed"]
 
 
 def test_exercises_follow_the_solution_notebooks() -> None:

@@ -82,7 +82,7 @@ def test_nbval_fails_a_cell_that_shows_a_figure_twice(fast_kernel_env):
     nbformat.write(notebook, path)
     try:
         run = subprocess.run([sys.executable, "-m", "pytest", str(path), "-q", "-p",
-                              "no:cacheprovider", "--durations=0"], cwd=ROOT,
+                              "no:cacheprovider", "--durations=0", "-n", "0"], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
     finally:
         path.unlink()

@@ -64,6 +64,7 @@ NO_INPUT = {
     "prepare.main",
     "exercises.MarkerError", "exercises.edited_by_student",  # any file: "edited" or not
     "storage.FairShare",  # takes no argument; tests/test_fair_share.py
+    "grading.default_jobs",  # takes no argument; --jobs is checked by grading.main
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -121,6 +122,7 @@ NOWHERE = Path(__file__) / "below"  # nothing can be read or created under a fil
 BAD_CALLS = [
     case("data.check_dataset", lambda: data.check_dataset("cifar"), ValueError),
     case("data.raw_dir", lambda: data.raw_dir(Path("."), "cifar10"), ValueError),
+    case("data.torchvision_dataset", lambda: data.torchvision_dataset("cifar"), ValueError),
     case("data.check_idx_file", lambda: data.check_idx_file(NOWHERE / "x"),
          data.CorruptDataError),
     case("data.check_idx_pair", lambda: data.check_idx_pair(NOWHERE / "a", NOWHERE / "b"),
