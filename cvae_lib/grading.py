@@ -151,9 +151,11 @@ def main(argv: list[str]) -> int:
     limits, sandbox = Limits(args.timeout, args.memory_mb, threads), find_sandbox()
     notes = _notes(args.folder, sandbox, limits)
     print(notes[1], file=sys.stderr)
+    start = time.monotonic()
     rows = grade_folder(args.folder, exercises, only, limits, sandbox, args.out,
                         args.jobs)
     print(text_report(rows, exercises, notes), end="")
+    print(f"Wall clock: {time.monotonic() - start:.1f} s, {args.jobs} submission(s) at once.")
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "grades.csv", rows, exercises)
     (args.out / "grades.html").write_text(html_report(rows, exercises, notes), encoding="utf-8")

@@ -77,7 +77,7 @@ def _kept_paths() -> list[str]:
 
 
 def _bwrap_options(root: Path, work: Path) -> list[str]:
-    """Read-only system, home folders hidden, private /tmp, no network, no capabilities."""
+    """Read-only system, home folders and /tmp hidden, no network, no capabilities."""
     options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for hidden in HIDDEN:
         if Path(hidden).is_dir():
@@ -109,8 +109,8 @@ def find_sandbox() -> Sandbox:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
         return Sandbox(None, f"NO SANDBOX: bubblewrap failed here ({reason}); student code "
                              "runs with the time and memory limits only.")
-    return Sandbox(bwrap, "Sandbox: bubblewrap (read-only system, home folders hidden, no "
-                          "network, writable temporary folder only).")
+    return Sandbox(bwrap, "Sandbox: bubblewrap (read-only system, home folders and /tmp "
+                          "hidden, no network, writable temporary folder only).")
 
 
 def make_workspace(root: Path, notebook: Path) -> Path:

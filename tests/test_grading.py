@@ -31,9 +31,6 @@ SOLUTION = NOTEBOOKS / "solutions" / "06_recode_from_scratch.ipynb"
 # Generous enough for torch's import on a busy 2-core machine; the loop runs this long.
 LIMIT = 30.0
 RIGHT = "return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"
-# A failure that carries a short label, as cvae_lib.checks' CheckFailure does.
-LABELLED = ('err = type("CheckFailure", (AssertionError,), {})("A long explanation: details")\n'
-            'err.label = "a labelled mistake"\nraise err')
 
 
 # The checks of exercise 06 that run code of the SimpleCVAE cell, and what each is given.
@@ -123,7 +120,9 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
     connect = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', "
                f"{port}), timeout=2).sendall(b'hello')\nexcept OSError:\n    pass\n")
     return {
-        "loops.ipynb": (reparameterize_variant("while True:\n    pass"),
+        # It sleeps instead of spinning, so its 30 s leave the cores to the rest of the suite;
+        # the grader stops either kind by the same time limit.
+        "loops.ipynb": (reparameterize_variant("import time\nwhile True:\n    time.sleep(0.1)"),
                         dict.fromkeys(["check_reparameterize", "check_cvae_loss",
                                        "check_simple_cvae"], submission_run.TIMED_OUT)),
         "exits.ipynb": (reparameterize_variant("import sys\nsys.exit(1)"),
@@ -169,8 +168,6 @@ def graded(tmp_path_factory) -> dict:
     todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
     samples = {"correct.ipynb": (solution, {}),
                "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
-               "labelled.ipynb": (reparameterize_variant(LABELLED),
-                                  reparameterize_fails("a labelled mistake")),
                **mistakes(solution), **attacks(targets, listener.port)}
     for name, (nb, _) in samples.items():
         nbformat.write(nb, folder / name)

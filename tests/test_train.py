@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 
@@ -27,6 +28,21 @@ def test_training_lowers_the_test_loss_and_records_history():
         for a, b, c in zip(*(getattr(history, f"{split}_{n}") for n in ("total", "recon", "kl"))):
             assert abs(a - (b + c)) < 1e-3 * a
     assert history.seconds == sorted(history.seconds) and not model.training
+
+
+def test_a_continued_run_starts_from_its_model_and_extends_its_history():
+    parent_config = TrainConfig(num_epochs=1, batch_size=128, train_limit=256)
+    parent, parent_history = train(parent_config, progress=False)
+    still = dataclasses.replace(parent_config, lr=1e-12, continues=parent_config.key())
+    child, history = train(still, progress=False, start=(parent, parent_history))
+    assert history.epoch == [1, 2] and history.test_total[0] == parent_history.test_total[0]
+    assert history.seconds[1] > history.seconds[0] == parent_history.seconds[0]
+    for (name, before), after in zip(parent.state_dict().items(), child.state_dict().values()):
+        assert torch.allclose(before, after, atol=1e-6), name  # a tiny rate: it stayed put
+    fresh, _ = train(dataclasses.replace(still, continues=None), progress=False)
+    assert not torch.allclose(fresh.fc_mu.weight, parent.fc_mu.weight, atol=1e-3)
+    with pytest.raises(ValueError, match="exactly when config.continues is set"):
+        train(still, progress=False)
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
