@@ -18,7 +18,6 @@ if _WORKERS > 1:
 import nbformat  # noqa: E402 (after the settings above, which torch reads at import)
 import pytest  # noqa: E402
 
-from cvae_lib.exercises import METADATA_KEY  # noqa: E402
 from tests.notebook_images import repeated_images  # noqa: E402
 from tests.notebook_outputs import expected_outputs, expected_path, is_checked  # noqa: E402
 
@@ -31,6 +30,8 @@ def pytest_ignore_collect(collection_path: Path) -> bool | None:
     """Leave student copies to tests/test_exercise_roundtrip.py, which runs them stricter."""
     if collection_path.suffix != ".ipynb":
         return None
+    # Imported here, in the workers that collect: the xdist controller never loads torch.
+    from cvae_lib.exercises import METADATA_KEY
     metadata = json.loads(collection_path.read_text(encoding="utf-8")).get("metadata", {})
     return True if METADATA_KEY in metadata else None
 

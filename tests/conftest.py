@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import torch
 
-from cvae_lib.data import load_mnist
-from cvae_lib.storage import cache_dir
+if TYPE_CHECKING:  # torch is imported in the fixtures: the xdist controller never loads it
+    import torch
 
 # The cache the notebooks run by nbval use (their kernels start before any fixture runs).
 NOTEBOOK_CACHE = os.environ.get("CVAE_CACHE_DIR")
@@ -18,6 +18,7 @@ NOTEBOOK_CACHE = os.environ.get("CVAE_CACHE_DIR")
 @pytest.fixture(scope="session")
 def mnist_small() -> tuple[torch.Tensor, torch.Tensor]:
     """The first 512 real MNIST training images and their labels."""
+    from cvae_lib.data import load_mnist
     return load_mnist(train=True, limit=512)
 
 
@@ -35,4 +36,5 @@ def notebook_cache(monkeypatch) -> Path:
         monkeypatch.delenv("CVAE_CACHE_DIR")
     else:
         monkeypatch.setenv("CVAE_CACHE_DIR", NOTEBOOK_CACHE)
+    from cvae_lib.storage import cache_dir
     return cache_dir()

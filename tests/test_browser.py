@@ -2,7 +2,9 @@
 
 Each test starts its server on 127.0.0.1 (a temporary copy of the notebooks, so the repo's
 files are never saved with outputs), drives the generation widget like a student would and
-checks that the digit is redrawn. Screenshots go to screenshots/ (gitignored).
+checks that the digit is redrawn. The presenter's server is also checked as issue 13 asks:
+token, local Host header, a cap on kernels, idle kernels shut down. Screenshots go to
+screenshots/ (gitignored).
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import json
 import re
 import secrets
 import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,12 +37,6 @@ LAB_SETTINGS = {
         {"checkForUpdates": False, "fetchNews": "false"},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
-
-
-@pytest.fixture(autouse=True)
-def _browser_available() -> None:
-    """Skip with a reason when playwright or Chromium is missing."""
-    require_browser()
 
 
 def check_generation_widget(page, name: str, label: str = "7",  # noqa: ANN001 - a Page
@@ -124,8 +124,49 @@ def run_in_jupyterlab_and_as_slides(notebooks: Path, notebook: str, workdir: Pat
         expect(page.locator("body")).to_have_attribute("data-jp-deck-mode", "presenting")
 
 
-def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
-    """Serve ``notebook`` with voila and drive its generation widget."""
+def voila_kernels(server: subprocess.Popen) -> int:
+    """How many ipykernel processes the voila server has started and not yet shut down."""
+    found = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "ipykernel"],
+                           capture_output=True, text=True).stdout
+    return len(found.split())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect (to the login page) as it is, instead of following it."""
+
+    def redirect_request(self, *args: object) -> None:
+        return None
+
+
+def http_status(url: str, host: str | None = None) -> int:
+    """HTTP status of one GET of ``url``, optionally with a forged Host header."""
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=300) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def check_presenter_page(page, base: str, token: str,  # noqa: ANN001 - a playwright Page
+                         server: subprocess.Popen) -> None:
+    """Open the presenter page, drive its widget; while it is open, a second page gets 503."""
+    page.goto(f"{base}/?token={token}", timeout=WIDGET_TIMEOUT_MS)
+    check_generation_widget(page, "voila")
+    for source in ("generation_widget(model)", "import"):
+        assert page.get_by_text(source).count() == 0, f"the page shows code: {source!r}"
+    for css in (".cvae-same-z img", "img.cvae-interpolation"):
+        assert page.locator(css).count() == 1, f"{css} is missing from the presenter view"
+    page.locator("img.cvae-interpolation").scroll_into_view_if_needed()
+    screenshot(page, "voila-4-interpolation")
+    assert voila_kernels(server) == 1
+    assert http_status(f"{base}/?token={token}") == 503  # the cap: one page at a time here
+
+
+def run_presenter(notebook: Path, workdir: Path, attempt: int) -> None:
+    """Serve ``notebook`` as `make present` does, capped at one kernel: check who gets in,
+    drive the widget in Chromium, and see the closed page's idle kernel shut down."""
     workdir = workdir / f"voila-{attempt}"
     workdir.mkdir()
     copy = shutil.copy(notebook, workdir / notebook.name)
@@ -133,19 +174,22 @@ def run_in_voila(notebook: Path, workdir: Path, attempt: int) -> None:
     cmd = [str(BIN / "voila"), str(copy), f"--Voila.config_file_paths={ROOT / 'presenter'}",
            f"--port={port}", f"--token={token}"]  # the settings of `make present`
     base = f"http://127.0.0.1:{port}"
-    with running_server(cmd, workdir, f"{base}/voila/static/"), chromium_page() as page, \
-            screenshot_on_failure(page, "voila"):
-        page.goto(f"{base}/?token={token}", timeout=WIDGET_TIMEOUT_MS)
-        check_generation_widget(page, "voila")
-        for source in ("generation_widget(model)", "import"):
-            assert page.get_by_text(source).count() == 0, f"the page shows code: {source!r}"
-        for css in (".cvae-same-z img", "img.cvae-interpolation"):
-            assert page.locator(css).count() == 1, f"{css} is missing from the presenter view"
-        page.locator("img.cvae-interpolation").scroll_into_view_if_needed()
-        screenshot(page, "voila-4-interpolation")
+    with running_server(cmd, workdir, f"{base}/voila/static/") as server:
+        assert http_status(f"{base}/") == 302  # to the login page
+        assert http_status(f"{base}/?token={token}", host=f"classroom.example:{port}") == 403
+        assert voila_kernels(server) == 0
+        require_browser()
+        with chromium_page() as page, screenshot_on_failure(page, "voila"):
+            check_presenter_page(page, base, token, server)
+        for _ in range(60):  # the page is closed: its kernel goes idle and is shut down
+            if voila_kernels(server) == 0:
+                break
+            time.sleep(1)
+        assert voila_kernels(server) == 0
 
 
 def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path, notebook_cache) -> None:
+    require_browser()
     with_one_retry(run_in_jupyterlab_and_as_slides, ROOT / "notebooks", "04_generation.ipynb",
                    tmp_path)
     if not SLIDESHOW:
@@ -153,5 +197,11 @@ def test_generation_widget_in_jupyterlab_and_in_the_slideshow(tmp_path, notebook
                     "does it); the JupyterLab part passed")
 
 
-def test_presenter_view_in_voila(tmp_path, notebook_cache) -> None:
-    with_one_retry(run_in_voila, ROOT / "presenter" / "cvae_presenter.ipynb", tmp_path)
+def test_presenter_view_in_voila(tmp_path, notebook_cache, monkeypatch) -> None:
+    """The presenter needs the token and a local Host, caps its kernels, culls idle ones, and
+    shows the widgets without code."""
+    monkeypatch.setenv("CVAE_PRESENTER_MAX_KERNELS", "1")
+    # Long enough for the page to connect to its kernel once the notebook has run, even on a
+    # busy machine; after the page closes, the kernel is shut down within twice this.
+    monkeypatch.setenv("CVAE_PRESENTER_IDLE_SECONDS", "6")
+    with_one_retry(run_presenter, ROOT / "presenter" / "cvae_presenter.ipynb", tmp_path)

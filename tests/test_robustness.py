@@ -2,7 +2,8 @@
 
 Full or read-only disks are made with a monkeypatched write raising OSError(ENOSPC) or with a
 file where a folder should be (the tests run as root, so chmod cannot forbid anything); two
-processes and a killed writer are real subprocesses; the presenter is a real voila server.
+processes and a killed writer are real subprocesses. The presenter's server (item 9) is checked
+in test_browser.py, where its page is open in a real browser.
 """
 
 from __future__ import annotations
@@ -10,13 +11,10 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,7 +23,6 @@ import numpy as np
 import pytest
 import torch
 
-from browser import BIN, free_port, running_server
 from cvae_lib import __main__ as cli
 from cvae_lib import checkpoints, classifier, data, prepare, storage
 from cvae_lib.checkpoints import CheckpointError, load_model, load_or_train, save_checkpoint
@@ -449,52 +446,3 @@ def test_missing_model_file_does_not_suggest_the_root_folder():
     with pytest.raises(FileNotFoundError) as err:
         load_model(Path("/nonexistent.pt"))
     assert "--out /" not in str(err.value).replace("--out FOLDER", "")
-
-
-# 9. The presenter view: a token, a local Host header, few kernels, idle ones culled.
-
-def _kernels(server: subprocess.Popen) -> int:
-    """How many ipykernel processes the voila server has started and not yet shut down."""
-    found = subprocess.run(["pgrep", "-P", str(server.pid), "-f", "ipykernel"],
-                           capture_output=True, text=True).stdout
-    return len(found.split())
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Report a redirect (to the login page) as it is, instead of following it."""
-
-    def redirect_request(self, *args: object) -> None:
-        return None
-
-
-def _status(url: str, host: str | None = None) -> int:
-    """HTTP status of one GET of ``url``, optionally with a forged Host header."""
-    request = urllib.request.Request(url, headers={"Host": host} if host else {})
-    try:
-        with urllib.request.build_opener(_NoRedirect).open(request, timeout=300) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as err:
-        return err.code
-
-
-def test_presenter_needs_the_token_and_a_local_host_and_caps_kernels(tmp_path, monkeypatch):
-    monkeypatch.setenv("CVAE_PRESENTER_MAX_KERNELS", "1")
-    monkeypatch.setenv("CVAE_PRESENTER_IDLE_SECONDS", "5")
-    port, token = free_port(), secrets.token_hex(16)
-    cmd = [str(BIN / "voila"), str(ROOT / "presenter" / "cvae_presenter.ipynb"),
-           f"--Voila.config_file_paths={ROOT / 'presenter'}", f"--port={port}",
-           f"--token={token}"]
-    base = f"http://127.0.0.1:{port}"
-    with running_server(cmd, tmp_path, f"{base}/voila/static/") as server:
-        assert _status(f"{base}/") == 302  # to the login page
-        assert _status(f"{base}/?token={token}", host=f"classroom.example:{port}") == 403
-        assert _kernels(server) == 0
-        assert _status(f"{base}/?token={token}") == 200
-        assert _kernels(server) == 1
-        assert _status(f"{base}/?token={token}") == 503  # the cap
-        for _ in range(60):  # the page was never opened in a browser: its kernel is idle
-            if _kernels(server) == 0:
-                break
-            time.sleep(1)
-        assert _kernels(server) == 0
