@@ -57,5 +57,9 @@ prepare: $(STAMP)
 present: $(STAMP)
 	$(VENV)/bin/voila --Voila.config_file_paths=presenter presenter/cvae_presenter.ipynb
 
+# Regenerate the student copies of the exercises (05-07) from notebooks/solutions/.
+student-copies: $(STAMP)
+	$(PY) -m cvae_lib.exercises
+
 clean:
 	rm -rf outputs .pytest_cache

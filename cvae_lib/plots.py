@@ -122,16 +122,6 @@ def _in_place() -> Callable[[Figure], None]:
     return show
 
 
-def live_training_curves() -> Callable:
-    """An ``on_epoch`` callback for ``train``: redraws the loss curves in place each epoch."""
-    show = _in_place()
-
-    def update(history) -> None:  # noqa: ANN001 - a cvae_lib.training.History
-        show(plot_training_curves(history))
-
-    return update
-
-
 def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Callable:
     """A callback ``update(epoch, recon, kl)`` for a hand-written training loop (03_training).
 

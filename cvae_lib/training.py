@@ -1,8 +1,11 @@
 """Training: a config, and a fast loop over the whole training set held in memory.
 
-Introduced in 03_training, whose ``training_step`` is the step below. The loop holds the
-training set as one tensor and walks a random permutation of it, several times faster on a
-CPU than a DataLoader over PIL images. Saving, loading and the cache are in ``checkpoints``.
+Introduced in 03_training. ``training_step`` below is the step 03 writes by hand, with the
+KL weight of its section 6; ``train`` adds what a 50-epoch run needs: that section's KL
+warm-up, a one-cycle learning-rate schedule (05_modify_parameters, section 5), a test loss
+after every epoch, and Ctrl-C keeping what was learned. The loop holds the training set as one tensor and walks a
+random permutation of it, several times faster on a CPU than a DataLoader over PIL images.
+Saving, loading and the cache are in ``checkpoints``.
 """
 
 from __future__ import annotations
@@ -120,6 +123,23 @@ def flush_tiny_moments(optimizer: torch.optim.Optimizer) -> None:
                     moment.masked_fill_(moment.abs() < TINY_MOMENT, 0.0)
 
 
+def training_step(model: CVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                  y_onehot: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """03_training's step on one batch: encode, sample z, decode, loss, backward, update.
+
+    The one-hot labels come in ready-made (built once per run, not once per step), and the
+    (reconstruction, KL) sums come back as a tensor: no ``.item()``, so no wait each step.
+    """
+    mu, logvar = model.encode(x, y_onehot)
+    z = model.reparameterize(mu, logvar)
+    logits = model.decode_logits(z, y_onehot)
+    terms = cvae_loss(logits, x, mu, logvar, beta)
+    optimizer.zero_grad(set_to_none=True)
+    (terms.total / len(x)).backward()  # nats per image: the step size ignores batch size
+    optimizer.step()
+    return torch.stack((terms.recon, terms.kl)).detach()
+
+
 def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
                     y_onehot: torch.Tensor, config: TrainConfig, step: int,
                     generator: torch.Generator, share: FairShare) -> tuple[torch.Tensor, int]:
@@ -131,20 +151,15 @@ def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x:
     model.train()
     for start in range(0, n, config.batch_size):
         idx = order[start:start + config.batch_size]
-        xb, yb = x.index_select(0, idx), y_onehot.index_select(0, idx)
-        mu, logvar = model.encode(xb, yb)
-        logits = model.decode_logits(model.reparameterize(mu, logvar), yb)
-        terms = cvae_loss(logits, xb, mu, logvar, kl_weight(step, warmup_steps, config.beta))
-        optimizer.zero_grad(set_to_none=True)
-        (terms.total / len(xb)).backward()  # nats per image: the step size ignores batch size
-        optimizer.step()
+        sums += training_step(model, optimizer, x.index_select(0, idx),
+                              y_onehot.index_select(0, idx),
+                              kl_weight(step, warmup_steps, config.beta))
         if scheduler is not None:
             scheduler.step()
         step += 1
         if step % FLUSH_EVERY == 0:
             flush_tiny_moments(optimizer)
             share.adjust()
-        sums += torch.stack((terms.recon, terms.kl)).detach()  # no .item(): no sync per step
     return sums, step
 
 
@@ -153,7 +168,7 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
           start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
     """Train a CVAE as ``config`` says; Ctrl-C stops early and returns what was learned.
 
-    ``on_epoch(history)`` is called after every epoch (03_training draws live curves with it).
+    ``on_epoch(history)`` is called after every epoch (the benchmarks time epochs with it).
     ``start`` = (model, history) continues that model: its weights are the starting point and
     its history the first epochs of the returned one (``config.continues`` names it).
     """

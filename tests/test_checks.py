@@ -278,6 +278,14 @@ def by_hand_loss(r, x, mu, logvar):
     return recon + kl_divergence(q, prior).sum()
 
 
+class SelfLatentDimCVAE(SpecCVAE):
+    """Draws its noise with the model's own latent size, as the spec's sampling code does."""
+
+    def reparameterize(self, mu, logvar):
+        epsilon = torch.randn(mu.size(0), self.latent_dim)
+        return mu + torch.exp(0.5 * logvar) * epsilon
+
+
 def distributions_loss(r, x, mu, logvar):
     recon = -Bernoulli(probs=r).log_prob(x).sum()
     return recon + 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum()
@@ -312,6 +320,8 @@ CORRECT = [
     pytest.param(check_simple_cvae, FixedSizeCVAE, id="model: no constructor args, eval mu"),
     pytest.param(check_simple_cvae, IntegerLabelsEverywhereCVAE, id="model: integer labels"),
     pytest.param(check_reparameterize, SpecCVAE().reparameterize, id="reparam: bound method"),
+    pytest.param(check_reparameterize, SelfLatentDimCVAE().reparameterize,
+                 id="reparam: randn(batch, self.latent_dim)"),
     pytest.param(check_reparameterize, sample_z, id="reparam: randn(shape) * sqrt(exp)"),
     pytest.param(check_reparameterize, lambda mu, lv: Normal(mu, (0.5 * lv).exp()).rsample(),
                  id="reparam: Normal.rsample"),

