@@ -201,6 +201,15 @@ def _select(solutions: list[Path], wanted: list[str]) -> list[Path]:
     return chosen
 
 
+def _free_backup_name(target: Path) -> Path:
+    """``NN_name.ipynb.bak``, or ``.bak2``, ``.bak3``... if earlier backups exist: none is lost."""
+    backup, number = target.with_name(target.name + ".bak"), 1
+    while backup.exists():
+        number += 1
+        backup = target.with_name(f"{target.name}.bak{number}")
+    return backup
+
+
 def main(argv: list[str] | None = None, notebooks: Path = NOTEBOOKS) -> int:
     """Write (or with --check, verify) the student copies; return an exit code."""
     parser = argparse.ArgumentParser(prog="python -m cvae_lib.exercises",
@@ -210,7 +219,7 @@ def main(argv: list[str] | None = None, notebooks: Path = NOTEBOOKS) -> int:
                         help="overwrite copies even where a student has edited them")
     parser.add_argument("--reset", action="append", default=[], metavar="NN",
                         help="put this notebook (e.g. 05) back as generated; the edited copy "
-                             "is kept as NN_name.ipynb.bak")
+                             "is kept as NN_name.ipynb.bak (.bak2, .bak3... after that)")
     args = parser.parse_args(argv)
     solutions = sorted((notebooks / "solutions").glob("*.ipynb"))
     if args.reset:
@@ -235,8 +244,9 @@ def main(argv: list[str] | None = None, notebooks: Path = NOTEBOOKS) -> int:
             stale.append(target.name)
         elif args.reset:
             if target.exists() and edited_by_student(target):
-                shutil.copyfile(target, target.with_name(target.name + ".bak"))
-                print(f"kept your edited copy as {shown}.bak")
+                backup = _free_backup_name(target)
+                shutil.copyfile(target, backup)
+                print(f"kept your edited copy as {shown.with_name(backup.name)}")
             target.write_text(text)
             print(f"reset {shown}")
         elif target.exists() and edited_by_student(target) and not args.force:

@@ -30,6 +30,7 @@ def samples_per_class(model: CVAE, n_per_class: int = 10, labels: LabelsLike | N
     """Images (len(labels) * n_per_class, 784): row i holds samples of ``labels[i]``."""
     labels = as_labels(range(check_model(model).num_classes) if labels is None else labels,
                        model.num_classes)
+    n_per_class = positive_int(n_per_class, "n_per_class", maximum=100_000)
     z = sample_z(model, len(labels) * n_per_class, temperature, seed)
     return model.generate(labels.repeat_interleave(n_per_class), z=z.to(model_device(model)))
 

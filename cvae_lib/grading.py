@@ -10,6 +10,7 @@ solution notebooks in ``notebooks/solutions/`` define which checks each exercise
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -21,9 +22,11 @@ import nbformat
 from cvae_lib.grade_report import GRADED, Row, html_report, text_report, write_csv
 from cvae_lib.notebook_checks import Exercise, identify, load_exercises
 from cvae_lib.sandbox import Limits, Sandbox, find_sandbox
+from cvae_lib.storage import check_writable
 from cvae_lib.submission_run import LABEL_CHARS, run_submission
 
 NOT_EXERCISE = "not an exercise notebook"
+MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
 
 
 def _read(path: Path) -> nbformat.NotebookNode | str:
@@ -119,6 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --timeout, --memory-mb, --jobs or --out, in one line; None if nothing.
+
+    Checked before any notebook runs (as is writing to --out), so a mistyped option costs no
+    grading time.
+    """
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        return f"--timeout must be a positive number of seconds, not {args.timeout:g}"
+    if args.memory_mb < MIN_MEMORY_MB:
+        return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a kernel "
+                f"that imports torch maps about 4 GiB of address space")
+    if args.jobs < 1:
+        return f"--jobs must be at least 1, not {args.jobs}"
+    if args.out.resolve() == args.folder.resolve():
+        return f"--out {args.out} is the folder being graded: choose another folder for the report"
+    return None
+
+
 def _notes(folder: Path, sandbox: Sandbox, limits: Limits) -> list[str]:
     """The lines at the top of the report: what was graded, and how safely."""
     memory = (f"{limits.memory_mb} MiB of address space" if sys.platform.startswith("linux")
@@ -140,11 +161,17 @@ def main(argv: list[str]) -> int:
     if not args.folder.is_dir():
         print(f"error: {args.folder} is not a folder", file=sys.stderr)
         return 2
+    problem = option_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if not submissions(args.folder, args.out):
         print(f"error: {args.folder} holds no files to grade", file=sys.stderr)
         return 2
-    if args.jobs < 1:
-        print(f"error: --jobs must be at least 1, not {args.jobs}", file=sys.stderr)
+    try:
+        check_writable(args.out)
+    except OSError as err:
+        print(f"error: --out {args.out}: {err}", file=sys.stderr)
         return 2
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     limits, sandbox = Limits(args.timeout, args.memory_mb, threads), find_sandbox()

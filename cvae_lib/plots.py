@@ -70,6 +70,8 @@ def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> 
     """Top row: one z decoded under every label. Each row below: another z, again under every
     label, so the label is fixed per column and z per row (one z per row, not per image)."""
     k = check_model(model).num_classes
+    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or not 0 <= n_rows <= 100:
+        raise ValueError(f"n_rows must be a whole number from 0 to 100, not {n_rows!r}")
     z = sample_z(model, n_rows + 1, seed=seed)
     top = same_z_all_labels(model, z[0])
     rest = torch.cat([model.generate(list(range(k)), z=z[i].expand(k, -1).contiguous())

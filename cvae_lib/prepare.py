@@ -9,6 +9,7 @@ when ``CVAE_FAST=1``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
                            data_dir, ensure_dataset, raw_dir)
 from cvae_lib.runtime import fast_mode
-from cvae_lib.storage import cache_dir
+from cvae_lib.storage import cache_dir, check_writable
 
 FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
                 "data/FashionMNIST/raw/, or run `python -m cvae_lib prepare` once online "
@@ -150,8 +151,9 @@ def main(models: list[str] | None = None) -> int:
     mode = "FAST mode (CVAE_FAST=1): tiny models" if fast_mode() else "full course"
     try:
         preparation_steps(models)
-    except ValueError as err:
-        print(f"error: {err}")
+        check_writable(cache_dir())  # a model that cannot be cached is trained for nothing
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"Preparing the {mode}; caches in {data_dir()} and {cache_dir()}")
     results = prepare(models)

@@ -60,7 +60,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Check every field now, before any data is loaded or any step is taken."""
-        validate.train_config(self)
+        for name, value in validate.train_config(self).items():
+            if not isinstance(getattr(self, name), (int, float)):  # numpy's: make them plain
+                object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         """The config as plain JSON-friendly values."""
@@ -174,8 +176,7 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
-    if (start is None) != (config.continues is None):
-        raise ValueError("pass start=(model, history) exactly when config.continues is set")
+    validate.train_inputs(config, on_epoch, start)
     device = pick_device() if device is None else torch.device(device)
     x, labels, extra = config.load_data(train=True)
     test_x, test_labels, test_extra = config.load_data(train=False)

@@ -171,6 +171,12 @@ def test_reset_restores_one_notebook_and_keeps_a_backup(course: Path):
     assert first.read_text() == render(course / "solutions" / first.name)
     assert (course / "05_first.ipynb.bak").read_text() == edited
     assert "my own note" in second.read_text(), "--reset 05 touched another notebook"
+    _edit(first)
+    first.write_text(first.read_text().replace("42", "43"))
+    edited_again = first.read_text()
+    assert main(["--reset", "05"], notebooks=course) == 0
+    assert (course / "05_first.ipynb.bak").read_text() == edited  # the first backup stays
+    assert (course / "05_first.ipynb.bak2").read_text() == edited_again
 
 
 def test_reset_of_an_unknown_notebook_names_the_choices(course: Path):

@@ -275,12 +275,24 @@ def test_empty_folder_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert not (tmp_path / "report").exists()
 
 
-def test_jobs_below_one_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """--jobs 0: a clear message before any submission runs."""
-    (tmp_path / "a.ipynb").write_text("{}")
-    assert grading.main([str(tmp_path), "--jobs", "0", "--out", str(tmp_path / "r")]) == 2
-    assert "--jobs must be at least 1" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
+@pytest.mark.parametrize("options, message", [
+    (["--timeout", "nan"], "--timeout must be a positive number"),
+    (["--timeout", "0"], "--timeout must be a positive number"),
+    (["--memory-mb", "10"], "--memory-mb must be at least"),
+    (["--jobs", "0", "--out", "{folder}/r"], "--jobs must be at least 1"),
+    (["--out", "{folder}"], "is the folder being graded"),
+    (["--out", "{folder}/a.ipynb"], "is a file, not a folder"),
+], ids=["timeout nan", "timeout 0", "memory 10 MiB", "jobs 0", "out is the class",
+        "out is a file"])
+def test_bad_options_are_refused_before_any_notebook_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture, options: list[str], message: str) -> None:
+    """A mistyped option: one line and exit 2 before grading starts, so nothing is wasted."""
+    nbformat.write(nbformat.read(SOLUTION, as_version=4), tmp_path / "a.ipynb")
+    options = [option.format(folder=tmp_path) for option in options]
+    assert grading.main([str(tmp_path), *options]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and not captured.out  # no table: no notebook ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ipynb"]
 
 
 def test_two_jobs_give_each_kernel_one_core_of_two(graded: dict) -> None:

@@ -56,7 +56,19 @@ def test_unavailable_fashion_is_skipped_with_a_fix(tmp_path, monkeypatch) -> Non
 
 def test_cli_rejects_unknown_model_names(capsys) -> None:
     assert main(["prepare", "--models", "nope"]) == 2
-    assert "unknown course model" in capsys.readouterr().out
+    assert "unknown course model" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_cache_it_cannot_write_before_training(tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    """A cache path that is a file: one line and exit 2, no model trained for nothing."""
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CVAE_CACHE_DIR", str(blocker))
+    assert main(["prepare", "--models", "vae"]) == 2
+    captured = capsys.readouterr()
+    assert "is a file, not a folder" in captured.err
+    assert "Preparing" not in captured.out  # refused before the first step
 
 
 def test_cli_second_run_reports_all_cached(capsys) -> None:

@@ -65,6 +65,7 @@ NO_INPUT = {
     "exercises.MarkerError", "exercises.edited_by_student",  # any file: "edited" or not
     "storage.FairShare",  # takes no argument; tests/test_fair_share.py
     "grading.default_jobs",  # takes no argument; --jobs is checked by grading.main
+    "grading.option_problem",  # names what is wrong instead of raising; tests/test_grading.py
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -156,6 +157,8 @@ BAD_CALLS = [
     case("validate.positive_int", lambda: validate.positive_int(True, "n"), ValueError),
     case("validate.finite_number", lambda: validate.finite_number("1", "lr"), TypeError),
     case("validate.check_tensor", lambda: validate.check_tensor([1.0], "z"), TypeError),
+    case("validate.train_inputs", lambda: validate.train_inputs(training.TrainConfig(), "print", None),
+         TypeError),
     case("validate.check_model", lambda: validate.check_model("model.pt"), TypeError),
     case("validate.as_labels", lambda: validate.as_labels({1, 2}, 10), TypeError),
     case("validate.as_images", lambda: validate.as_images(torch.full((1, 784), 255.0)),
@@ -410,3 +413,11 @@ def test_train_config_rejects_any_bad_field(field, data_) -> None:  # noqa: ANN0
 def test_images_of_the_wrong_shape_are_refused(rows, cols) -> None:  # noqa: ANN001
     with pytest.raises(ValueError):
         validate.as_images(torch.rand(rows, cols))
+
+
+def test_a_bad_count_is_named_as_the_caller_wrote_it():
+    """The message names the argument and value given, not a product computed from them."""
+    with pytest.raises(ValueError, match="n_per_class must be a positive integer, not -3"):
+        generation.samples_per_class(MODEL, -3)
+    with pytest.raises(ValueError, match="n_rows must be a whole number from 0 to 100, not -1"):
+        plots.plot_conditional_generation(MODEL, n_rows=-1)

@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,8 @@ from cvae_lib.__main__ import main
 from cvae_lib.checkpoints import load_checkpoint, load_model, load_or_train, save_checkpoint
 from cvae_lib.losses import cvae_loss
 from cvae_lib.storage import cache_dir
-from cvae_lib.training import TINY_MOMENT, TrainConfig, flush_tiny_moments, train
+from cvae_lib.models import CVAE
+from cvae_lib.training import TINY_MOMENT, History, TrainConfig, flush_tiny_moments, train
 
 SMALL = TrainConfig(num_epochs=3, batch_size=64, train_limit=1024, lr=2e-3)
 
@@ -43,6 +45,32 @@ def test_a_continued_run_starts_from_its_model_and_extends_its_history():
     assert not torch.allclose(fresh.fc_mu.weight, parent.fc_mu.weight, atol=1e-3)
     with pytest.raises(ValueError, match="exactly when config.continues is set"):
         train(still, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"on_epoch": lambda: None}, TypeError, "on_epoch must be a function that takes the history"),
+    ({"on_epoch": "print"}, TypeError, "on_epoch must be a function"),
+    ({"start": (1, 2)}, TypeError, "start must be \\(model, history\\)"),
+    ({"start": "latent_dim"}, ValueError, "latent_dim 4 but the config asks for 16"),
+], ids=["callback without argument", "not a function", "start not a pair", "start of another size"])
+def test_bad_callback_or_start_is_refused_before_any_data_is_loaded(monkeypatch, kwargs, error,
+                                                                     message):
+    """A mistake in train's arguments costs no epoch: it is refused before the data loads."""
+    monkeypatch.setattr(TrainConfig, "load_data", lambda *a, **k: pytest.fail("data loaded"))
+    config = TrainConfig(num_epochs=1, train_limit=256)
+    if "start" in kwargs:
+        config = dataclasses.replace(config, continues="parent")
+        if kwargs["start"] == "latent_dim":
+            kwargs = {"start": (CVAE(latent_dim=4), History())}
+    with pytest.raises(error, match=message):
+        train(config, progress=False, **kwargs)
+
+
+def test_numpy_numbers_are_plain_numbers_in_the_config():
+    """seed=np.random.randint(...) and friends work, and the cache key is still computed."""
+    config = TrainConfig(seed=np.int64(3), latent_dim=np.int64(8), lr=np.float32(1e-3))
+    assert (type(config.seed), type(config.latent_dim), type(config.lr)) == (int, int, float)
+    assert config.key().startswith("mnist-cvae-z8-e50-")
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
