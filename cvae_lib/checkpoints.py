@@ -44,16 +44,21 @@ def save_checkpoint(path: Path, model: CVAE, config: TrainConfig,
     return atomic_write(path, lambda f: torch.save(payload, f))
 
 
+# What to do about a file that is not a checkpoint: never "load it unsafely".
+REPAIR = ("Load a model.pt written by `python -m cvae_lib train`; if this is a damaged "
+          "checkpoint of yours or of the model cache, delete it and train again.")
+
+
 def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
     """Rebuild model, config and history from the file, or raise CheckpointError."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({err}). Delete it and "
-                              f"train again.") from err
+    except Exception as err:  # torch's own message suggests loading untrusted code: not shown
+        raise CheckpointError(f"{path} is not a readable checkpoint (torch.load refused it "
+                              f"safely: {type(err).__name__}). {REPAIR}") from err
     if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"{path} is not a cvae_lib checkpoint of version "
-                              f"{CHECKPOINT_VERSION}. Delete it and train again.")
+                              f"{CHECKPOINT_VERSION}. {REPAIR}")
     try:
         config = TrainConfig(**payload["config"])
         model = config.build_model()
@@ -61,8 +66,7 @@ def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
         history = History(**payload["history"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} is not a cvae_lib checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0]}). Delete it and train "
-                              f"again.") from err
+                              f"{str(err).splitlines()[0]}). {REPAIR}") from err
     finite_weights(model, str(path))
     return model, config, history
 
@@ -70,6 +74,8 @@ def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
 def load_checkpoint(path: Path, expected: TrainConfig | None = None,
                     device: torch.device | None = None) -> tuple[CVAE, TrainConfig, History]:
     """Load a checkpoint safely; check it was trained with ``expected`` when given."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"path must be a file path (a str or Path), not {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with "

@@ -389,7 +389,7 @@ def _checkpoint(tmp_path: Path, **changes: object) -> Path:
 ], ids=["missing key", "unknown config key", "shape mismatch", "bad config value",
         "bad history"])
 def test_malformed_checkpoint_is_a_checkpoint_error(tmp_path, changes):
-    with pytest.raises(CheckpointError, match="Delete it and train again"):
+    with pytest.raises(CheckpointError, match="delete it and train again"):
         load_model(_checkpoint(tmp_path, **changes))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from cvae_lib.storage import cache_dir
 from cvae_lib.models import CVAE
 from cvae_lib.training import TINY_MOMENT, History, TrainConfig, flush_tiny_moments, train
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = TrainConfig(num_epochs=3, batch_size=64, train_limit=1024, lr=2e-3)
 
 
@@ -146,8 +148,14 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m cvae_lib train"):
         load_model(tmp_path / "nope.pt")
     (tmp_path / "bad.pt").write_bytes(b"half a file")
-    with pytest.raises(ValueError, match="not a readable checkpoint"):
+    with pytest.raises(ValueError, match="not a readable checkpoint") as err:
         load_model(tmp_path / "bad.pt")
+    assert "weights_only" not in str(err.value)  # never the advice to load unsafely
+    with pytest.raises(ValueError, match="not a readable checkpoint") as err:
+        load_model(ROOT / "notebooks" / "01_vae_fundamentals.ipynb")
+    assert "\n" not in str(err.value) and "weights_only" not in str(err.value)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        load_model(None)
 
 
 def _must_not_train(*args: object, **kwargs: object) -> None:
