@@ -3,9 +3,9 @@
 Introduced in 03_training. ``training_step`` below is the step 03 writes by hand, with the
 KL weight of its section 6; ``train`` adds what a 50-epoch run needs: that section's KL
 warm-up, a one-cycle learning-rate schedule (05_modify_parameters, section 5), a test loss
-after every epoch, and Ctrl-C keeping what was learned. The loop holds the training set as one tensor and walks a
-random permutation of it, several times faster on a CPU than a DataLoader over PIL images.
-Saving, loading and the cache are in ``checkpoints``.
+after every epoch, and Ctrl-C keeping what was learned. The loop holds the training set as
+one tensor and walks a random permutation of it, several times faster on a CPU than a
+DataLoader over PIL images. Saving, loading and the cache are in ``checkpoints``.
 """
 
 from __future__ import annotations
