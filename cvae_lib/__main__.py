@@ -175,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         model, history = train(config)
     except (DataUnavailableError, CorruptDataError) as err:
         return fail(err)
+    if history.interrupted and (out / "model.pt").is_file():  # keep the finished run
+        return fail(f"interrupted: {args.out} keeps the previous run's files; "
+                    f"{rescue(model, config, history)}", 130)
     try:
         metrics = publish(out, model, config, history)
     except (DataUnavailableError, CorruptDataError) as err:
@@ -198,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     if fast_mode():
         print(f"FAST mode (CVAE_FAST=1): trained on {FAST_TRAIN_LIMIT} images and evaluated on "
               f"a few; unset CVAE_FAST for the real run.")
-    return 0
+    return 130 if history.interrupted else 0  # 130: stopped by Ctrl-C, as shells count it
 
 
 if __name__ == "__main__":

@@ -143,6 +143,30 @@ def test_ctrl_c_during_evaluation_leaves_the_previous_run_whole(tmp_path, tiny_c
     assert not list(tmp_path.glob(".out.*"))
 
 
+def test_ctrl_c_during_training_keeps_the_previous_run_and_the_new_model(tmp_path, tiny_cli,
+                                                                       monkeypatch, capsys):
+    """An interrupted run never replaces a finished one: its model goes to a rescue folder."""
+    out = tmp_path / "out"
+    previous = _previous_run(out)
+
+    def interrupted_train(config: TrainConfig) -> tuple[CVAE, History]:
+        model, history = train(TINY, progress=False)
+        history.interrupted = True
+        return model, history
+
+    monkeypatch.setattr(cli, "train", interrupted_train)
+    monkeypatch.setattr(cli.tempfile, "tempdir", str(tmp_path))
+    assert cli.main(["train", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert one_line_error(err) and "keeps the previous run's files" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == previous
+    [rescued] = tmp_path.glob("cvae-rescue-*/model.pt")
+    assert isinstance(load_model(rescued), CVAE)
+    fresh = tmp_path / "fresh"  # a new folder: the interrupted run is written there
+    assert cli.main(["train", "--out", str(fresh)]) == 130
+    assert json.loads((fresh / "metrics.json").read_text())["interrupted"] is True
+
+
 def test_a_finished_run_replaces_the_previous_one_whole(tmp_path, tiny_cli, capsys):
     out = tmp_path / "out"
     previous = _previous_run(out)
