@@ -102,8 +102,10 @@ def staging_folder(target: Path) -> Path:
         with contextlib.suppress(FileNotFoundError):
             if old.is_dir() and _is_stale(old, prefix, STALE_AFTER):
                 shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{prefix}staging-{os.getpid()}.",
-                                 suffix=TEMP_SUFFIX))
+    folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{prefix}staging-{os.getpid()}.",
+                                   suffix=TEMP_SUFFIX))
+    folder.chmod(0o755)  # readable like any folder once swapped in (mkdtemp makes it 0o700)
+    return folder
 
 
 def _exchange(a: Path, b: Path) -> bool:

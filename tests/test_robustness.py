@@ -175,6 +175,7 @@ def test_a_finished_run_replaces_the_previous_one_whole(tmp_path, tiny_cli, caps
     assert all((out / name).read_bytes() != old for name, old in previous.items())
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
     assert isinstance(load_model(out / "model.pt"), CVAE)
+    assert out.stat().st_mode & 0o777 == 0o755  # shareable, as its files (0o644) are
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
