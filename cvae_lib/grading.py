@@ -182,7 +182,6 @@ def main(argv: list[str]) -> int:
                         args.jobs)
     print(text_report(rows, exercises, notes), end="")
     print(f"Wall clock: {time.monotonic() - start:.1f} s, {args.jobs} submission(s) at once.")
-    args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "grades.csv", rows, exercises)
     (args.out / "grades.html").write_text(html_report(rows, exercises, notes), encoding="utf-8")
     print(f"Wrote {args.out / 'grades.csv'} and {args.out / 'grades.html'}")

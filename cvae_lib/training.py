@@ -60,9 +60,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Check every field now, before any data is loaded or any step is taken."""
-        for name, value in validate.train_config(self).items():
-            if not isinstance(getattr(self, name), (int, float)):  # numpy's: make them plain
-                object.__setattr__(self, name, value)
+        for name, value in validate.plain_numbers(self).items():  # np.int64(3) -> 3
+            object.__setattr__(self, name, value)
+        validate.train_config(self)
 
     def to_dict(self) -> dict:
         """The config as plain JSON-friendly values."""

@@ -7,6 +7,7 @@ so the model, the loss and the training step can stay the bare idea.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import numbers
@@ -199,9 +200,15 @@ TRAIN_IMAGES = 60_000
 MAX_SEED = 2**32 - 1
 
 
-def train_config(config: object) -> dict[str, object]:
-    """Check every field of a TrainConfig before any data is loaded or any step is taken;
-    return its numbers as plain Python ints and floats (numpy's too are accepted)."""
+def plain_numbers(config: object) -> dict[str, object]:
+    """The dataclass fields of ``config`` that hold numpy scalars, as plain Python numbers."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    return {name: value.item() for name, value in values.items()
+            if isinstance(value, np.generic)}
+
+
+def train_config(config: object) -> None:
+    """Check every field of a TrainConfig before any data is loaded or any step is taken."""
     def one_of(name: str, choices: tuple[str, ...]) -> None:
         if getattr(config, name) not in choices:
             raise ValueError(f"{name} must be one of {choices}, not {getattr(config, name)!r}")
@@ -212,24 +219,20 @@ def train_config(config: object) -> dict[str, object]:
     one_of("schedule", ("constant", "onecycle"))
     if config.condition != "digit" and config.architecture != "cvae":
         raise ValueError(f"condition={config.condition!r} needs architecture='cvae'")
-    numbers_ = {"latent_dim": positive_int(config.latent_dim, "latent_dim", MAX_LATENT_DIM),
-                "num_epochs": positive_int(config.num_epochs, "num_epochs", MAX_EPOCHS)}
-    if config.train_limit is not None:
-        numbers_["train_limit"] = positive_int(config.train_limit, "train_limit", TRAIN_IMAGES)
-    numbers_["batch_size"] = positive_int(config.batch_size, "batch_size",
-                                          numbers_.get("train_limit", TRAIN_IMAGES))
-    numbers_["lr"] = finite_number(config.lr, "lr")
-    if not 0 < numbers_["lr"] < 1:
+    positive_int(config.latent_dim, "latent_dim", MAX_LATENT_DIM)
+    positive_int(config.num_epochs, "num_epochs", MAX_EPOCHS)
+    images = TRAIN_IMAGES if config.train_limit is None else \
+        positive_int(config.train_limit, "train_limit", TRAIN_IMAGES)
+    positive_int(config.batch_size, "batch_size", images)
+    if not 0 < finite_number(config.lr, "lr") < 1:
         raise ValueError(f"lr must be a number between 0 and 1 (e.g. 1e-3), not {config.lr!r}")
-    numbers_["beta"] = finite_number(config.beta, "beta")
-    numbers_["warmup_epochs"] = finite_number(config.warmup_epochs, "warmup_epochs")
-    if numbers_["warmup_epochs"] > numbers_["num_epochs"]:
+    finite_number(config.beta, "beta")
+    if finite_number(config.warmup_epochs, "warmup_epochs") > config.num_epochs:
         raise ValueError(f"warmup_epochs ({config.warmup_epochs:g}) must not exceed num_epochs "
                          f"({config.num_epochs})")
-    if isinstance(config.seed, bool) or not isinstance(config.seed, numbers.Integral) \
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) \
             or not 0 <= config.seed <= MAX_SEED:
         raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, not {config.seed!r}")
-    return {**numbers_, "seed": int(config.seed)}
 
 
 def train_inputs(config: object, on_epoch: object, start: object) -> None:

@@ -157,6 +157,7 @@ BAD_CALLS = [
     case("validate.positive_int", lambda: validate.positive_int(True, "n"), ValueError),
     case("validate.finite_number", lambda: validate.finite_number("1", "lr"), TypeError),
     case("validate.check_tensor", lambda: validate.check_tensor([1.0], "z"), TypeError),
+    case("validate.plain_numbers", lambda: validate.plain_numbers("config"), TypeError),
     case("validate.train_inputs",
          lambda: validate.train_inputs(training.TrainConfig(), "print", None), TypeError),
     case("validate.check_model", lambda: validate.check_model("model.pt"), TypeError),
