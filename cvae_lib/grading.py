@@ -1,10 +1,11 @@
 """Grade a class: ``python -m cvae_lib grade FOLDER`` runs every exercise notebook in a folder.
 
 For instructors, after 05-07 (the exercises). Each submission runs cell by cell in its own
-kernel, in a fresh temporary folder, with a time and memory limit and, where bubblewrap
-works, in a sandbox with a read-only system and no network. Every cell that calls a check
-(``check_cvae_loss(...)``, or an ``assert`` on the student's function) is one column; the
-solution notebooks in ``notebooks/solutions/`` define which checks each exercise has.
+kernel, in a fresh temporary folder, with a time and memory limit, in a bubblewrap sandbox with
+a read-only system and no network; where bubblewrap cannot run it grades nothing unless the
+instructor passes ``--no-sandbox``. Every cell that calls a check (``check_cvae_loss(...)``, or
+an ``assert`` on the student's function) is one column; the solution notebooks in
+``notebooks/solutions/`` define which checks each exercise has.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ from cvae_lib.submission_run import LABEL_CHARS, run_submission
 
 NOT_EXERCISE = "not an exercise notebook"
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
+# Seconds the cells of each correct solution take up to its last check in fast mode, in the
+# sandbox with one thread (worst of three runs, 2026-12-02, 2-core AMD EPYC shared with other
+# jobs; the kernel's start, about 1 s, is not counted). The setup cell's torch import is
+# 3.6-4.5 s of them; it took 9.8 s on the same machine under heavier load.
+SOLUTION_SECONDS = {"05": 9.7, "06": 4.6, "07": 8.3}
+TIMEOUT_FACTOR = 10  # a slow laptop, or two kernels sharing its cores
+TIMEOUT_FLOOR = 60.0  # a cold torch import from a slow disk, whatever the exercise
+UNMEASURED_TIMEOUT = 300.0  # an exercise added after the measurements above
 
 
 def _read(path: Path) -> nbformat.NotebookNode | str:
@@ -54,8 +63,20 @@ def submissions(folder: Path, skip: Path | None = None) -> list[Path]:
     return files
 
 
+def _default_timeout(number: str) -> float:
+    """Seconds exercise ``number`` may run by default: a correct solution's, times the factor."""
+    if number not in SOLUTION_SECONDS:
+        return UNMEASURED_TIMEOUT
+    return max(TIMEOUT_FLOOR, round(TIMEOUT_FACTOR * SOLUTION_SECONDS[number]))
+
+
+def _default_timeouts() -> str:
+    """'05: 97 s, 06: 60 s, ...' for the exercises measured."""
+    return ", ".join(f"{number}: {_default_timeout(number):g} s" for number in SOLUTION_SECONDS)
+
+
 def grade_file(path: Path, name: str, exercises: list[Exercise], only: Exercise | None,
-               limits: Limits, sandbox: Sandbox) -> Row:
+               limits: dict[str, Limits], sandbox: Sandbox) -> Row:
     """Read, identify and run one submission."""
     start = time.monotonic()
     nb = _read(path)
@@ -67,12 +88,12 @@ def grade_file(path: Path, name: str, exercises: list[Exercise], only: Exercise 
     if only is not None and exercise != only:
         return Row(name, exercise.number,
                    f"wrong exercise: {exercise.number}, not {only.number}")
-    cells = run_submission(path, nb, exercise, limits, sandbox)
+    cells = run_submission(path, nb, exercise, limits[exercise.number], sandbox)
     return Row(name, exercise.number, GRADED, cells, time.monotonic() - start)
 
 
 def grade_folder(folder: Path, exercises: list[Exercise], only: Exercise | None,
-                 limits: Limits, sandbox: Sandbox, skip: Path | None = None,
+                 limits: dict[str, Limits], sandbox: Sandbox, skip: Path | None = None,
                  jobs: int = 1) -> list[Row]:
     """One row per file of the folder, ``jobs`` graded at once (progress on stderr)."""
     files = submissions(folder, skip)
@@ -111,14 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "exercise notebooks are listed as the wrong exercise")
     parser.add_argument("--out", type=Path, default=Path("grades"),
                         help="folder for grades.csv and grades.html (default: ./grades)")
-    parser.add_argument("--timeout", type=float, default=Limits.seconds,
-                        help="seconds each notebook's cells may run, kernel start not "
-                        "counted (default: %(default)s)")
+    parser.add_argument("--timeout", type=float,
+                        help="seconds each notebook's cells may run, kernel start not counted "
+                        f"(default: per exercise, {TIMEOUT_FACTOR}x a correct solution's time, "
+                        f"at least {TIMEOUT_FLOOR:g} s: {_default_timeouts()})")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
                         help="address-space limit of each kernel in MiB (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
                         help="submissions graded at once, each kernel with its share of the "
                         "cores (default: one per core, at most 4: %(default)s)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code without bubblewrap, with only the time and "
+                        "memory limits (it can then reach the network and write where you can)")
     return parser
 
 
@@ -128,7 +153,7 @@ def option_problem(args: argparse.Namespace) -> str | None:
     Checked before any notebook runs (as is writing to --out), so a mistyped option costs no
     grading time.
     """
-    if not (math.isfinite(args.timeout) and args.timeout > 0):
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         return f"--timeout must be a positive number of seconds, not {args.timeout:g}"
     if args.memory_mb < MIN_MEMORY_MB:
         return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a kernel "
@@ -140,13 +165,37 @@ def option_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _notes(folder: Path, sandbox: Sandbox, limits: Limits) -> list[str]:
+def _exercise_limits(exercises: list[Exercise], timeout: float | None, memory_mb: int,
+                     jobs: int) -> dict[str, Limits]:
+    """Each exercise's limits: ``timeout`` or its default, and its share of the cores."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    seconds = {ex.number: _default_timeout(ex.number) if timeout is None else timeout
+               for ex in exercises}
+    return {number: Limits(each, memory_mb, threads) for number, each in seconds.items()}
+
+
+def _choose_sandbox(no_sandbox: bool) -> Sandbox | str:
+    """Bubblewrap; none if the instructor asked for none; else the line refusing to go on."""
+    if no_sandbox:
+        return Sandbox(None)
+    sandbox = find_sandbox()
+    if sandbox.bwrap is None:
+        return (f"no submission was run: {sandbox.problem}, or pass --no-sandbox to run the "
+                "students' code unsandboxed")
+    return sandbox
+
+
+def _notes(folder: Path, sandbox: Sandbox, limits: dict[str, Limits], given: bool) -> list[str]:
     """The lines at the top of the report: what was graded, and how safely."""
-    memory = (f"{limits.memory_mb} MiB of address space" if sys.platform.startswith("linux")
+    some = next(iter(limits.values()))  # memory and threads are the same for every exercise
+    memory = (f"{some.memory_mb} MiB of address space" if sys.platform.startswith("linux")
               else "no memory limit on this system")
+    seconds = ", ".join(f"{number}: {each.seconds:g} s" for number, each in limits.items())
+    origin = "--timeout" if given else (f"default: {TIMEOUT_FACTOR}x a correct solution's time "
+                                        f"in fast mode, at least {TIMEOUT_FLOOR:g} s")
     return [f"Graded {folder} with CVAE_FAST=1 CVAE_OFFLINE=1.", sandbox.note,
-            f"Limits per notebook: {limits.seconds:g} s, {memory}, {limits.threads} "
-            f"thread{'s' * (limits.threads > 1)}."]
+            f"Limits per notebook: {seconds} ({origin}); {memory}, {some.threads} "
+            f"thread{'s' * (some.threads > 1)}."]
 
 
 def main(argv: list[str]) -> int:
@@ -168,15 +217,19 @@ def main(argv: list[str]) -> int:
     if not submissions(args.folder, args.out):
         print(f"error: {args.folder} holds no files to grade", file=sys.stderr)
         return 2
+    sandbox = _choose_sandbox(args.no_sandbox)
+    if isinstance(sandbox, str):
+        print(f"error: {sandbox}", file=sys.stderr)
+        return 2
     try:
         check_writable(args.out)
     except OSError as err:
         print(f"error: --out {args.out}: {err}", file=sys.stderr)
         return 2
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    limits, sandbox = Limits(args.timeout, args.memory_mb, threads), find_sandbox()
-    notes = _notes(args.folder, sandbox, limits)
-    print(notes[1], file=sys.stderr)
+    graded = [only] if only else exercises
+    limits = _exercise_limits(graded, args.timeout, args.memory_mb, args.jobs)
+    notes = _notes(args.folder, sandbox, limits, args.timeout is not None)
+    print("\n".join(notes[1:]), file=sys.stderr)
     start = time.monotonic()
     rows = grade_folder(args.folder, exercises, only, limits, sandbox, args.out,
                         args.jobs)

@@ -1,8 +1,9 @@
-"""The kernel a submission runs in: bubblewrap where it works, rlimits always.
+"""The kernel a submission runs in: bubblewrap (or, by the instructor's choice, none), rlimits.
 
 Each kernel starts in a fresh temporary folder with a minimal environment and a cap on its
-address space; where bubblewrap can start Python, it also sees a read-only system, no home
-folders and no network, and can write only inside its temporary folder.
+address space; in bubblewrap it also sees a read-only system, no home folders and no network,
+and can write only inside its temporary folder. The folders Python needs are bound in by their
+real paths, so a venv reached through a symlink into /tmp still starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ HIDDEN = ("/tmp", "/home", "/root")  # replaced by empty folders in the sandbox
 class Limits:
     """What one submission may use: seconds of running cells, MiB of address space, threads."""
 
-    seconds: float = 300.0
+    seconds: float
     memory_mb: int = 8192
     threads: int = 1  # torch's threads: the cores divided among the kernels running at once
 
@@ -57,10 +59,19 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 @dataclass(frozen=True)
 class Sandbox:
-    """How kernels are isolated: bubblewrap where it works, else only the limits."""
+    """How kernels are isolated: bubblewrap, or only the limits (``problem`` says why)."""
 
     bwrap: str | None
-    note: str
+    problem: str = ""  # why bubblewrap cannot run here and how to fix it; "" if not tried
+
+    @property
+    def note(self) -> str:
+        """The report's line on how student code was isolated."""
+        if self.bwrap is None:
+            return ("NO SANDBOX (--no-sandbox): student code runs with the time and memory "
+                    "limits only, and can reach the network and write where you can.")
+        return ("Sandbox: bubblewrap (read-only system, home folders and /tmp hidden, no "
+                "network, writable temporary folder only).")
 
     def wrap(self, root: Path, work: Path, argv: list[str]) -> list[str]:
         """``argv`` run inside the sandbox, seeing ``root`` as its only writable folder."""
@@ -69,11 +80,33 @@ class Sandbox:
         return [self.bwrap, *_bwrap_options(root, work), *argv]
 
 
+def _python_executable() -> str:
+    """This Python by its real folder: a venv symlinked into a hidden /tmp still starts.
+
+    Only the folder is resolved: the venv's ``bin/python`` is itself a link to the base
+    Python, and Python finds its venv by the ``pyvenv.cfg`` beside the path it was started by.
+    """
+    folder, name = os.path.split(sys.executable)
+    return os.path.join(os.path.realpath(folder), name)
+
+
+def _is_hidden(path: str) -> bool:
+    """True for a folder below /tmp, /home or /root (not one of them itself)."""
+    return any(Path(path).is_relative_to(hidden) and path != hidden for hidden in HIDDEN)
+
+
 def _kept_paths() -> list[str]:
-    """Folders the kernel needs even where /tmp and home folders are hidden: repo and Python."""
-    paths = {str(REPO), sys.prefix, sys.base_prefix,
-             str(Path(sys.executable).resolve().parent.parent)}
-    return sorted(p for p in paths if p.startswith(HIDDEN))
+    """Real paths of what the kernel needs where /tmp and home folders are hidden.
+
+    The repository, the venv, its site-packages, and the base Python the venv links to; a
+    folder inside another of them is bound with it.
+    """
+    paths = [REPO, sys.prefix, sys.base_prefix, _python_executable(),
+             Path(os.path.realpath(sys.executable)).parent.parent,
+             *(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))]
+    real = {os.path.realpath(path) for path in paths}
+    return sorted(p for p in real if _is_hidden(p)
+                  and not any(p != q and Path(p).is_relative_to(q) for q in real))
 
 
 def _bwrap_options(root: Path, work: Path) -> list[str]:
@@ -91,26 +124,30 @@ def _bwrap_options(root: Path, work: Path) -> list[str]:
             "--unsetenv", "JPY_PARENT_PID"]
 
 
+def _cannot_start(reason: object) -> Sandbox:
+    """No sandbox: bubblewrap is there but cannot start Python, for ``reason``."""
+    return Sandbox(None, f"bubblewrap cannot start Python in the sandbox ({reason}); make bwrap "
+                         "work here (it needs unprivileged user namespaces)")
+
+
 def find_sandbox() -> Sandbox:
-    """Bubblewrap if it is installed and can start Python here; otherwise say why not."""
+    """Bubblewrap if it is installed and can start Python here; otherwise why not and the fix."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        return Sandbox(None, "NO SANDBOX: bubblewrap (bwrap) is not installed; student code "
-                             "runs with the time and memory limits only, and can reach the "
-                             "network and write where you can.")
+        return Sandbox(None, "bubblewrap (bwrap) is not installed; install it "
+                             "(apt-get install -y bubblewrap)")
     with tempfile.TemporaryDirectory(prefix="cvae-grade-probe-") as tmp:
-        root = Path(tmp)
-        argv = [bwrap, *_bwrap_options(root, root), sys.executable, "-c", "import ipykernel"]
+        root = Path(os.path.realpath(tmp))
+        argv = [bwrap, *_bwrap_options(root, root), _python_executable(), "-c",
+                "import ipykernel"]
         try:
             result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as err:
-            return Sandbox(None, f"NO SANDBOX: bubblewrap did not start ({err}).")
+            return _cannot_start(err)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        return Sandbox(None, f"NO SANDBOX: bubblewrap failed here ({reason}); student code "
-                             "runs with the time and memory limits only.")
-    return Sandbox(bwrap, "Sandbox: bubblewrap (read-only system, home folders and /tmp "
-                          "hidden, no network, writable temporary folder only).")
+        return _cannot_start(reason)
+    return Sandbox(bwrap)
 
 
 def make_workspace(root: Path, notebook: Path) -> Path:
@@ -152,7 +189,7 @@ def kernel_env(root: Path, threads: int) -> dict[str, str]:
 def sandboxed_client(nb: nbformat.NotebookNode, root: Path, work: Path, limits: Limits,
                      sandbox: Sandbox) -> NotebookClient:
     """A notebook client whose kernel runs sandboxed and talks over IPC sockets in ``root``."""
-    launch = [sys.executable, "-c", LAUNCH, str(limits.memory_mb * 2 ** 20),
+    launch = [_python_executable(), "-c", LAUNCH, str(limits.memory_mb * 2 ** 20),
               "-f", "{connection_file}"]
     config = Config({"SandboxedKernelManager": {
         "launch_argv": sandbox.wrap(root, work, launch), "transport": "ipc",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
 import subprocess
 import tempfile
@@ -122,7 +123,7 @@ def run_submission(path: Path, nb: nbformat.NotebookNode, exercise: Exercise, li
     if not checks:
         return results
     with tempfile.TemporaryDirectory(prefix="cvae-grade-") as tmp:
-        root = Path(tmp)
+        root = Path(os.path.realpath(tmp))  # bound into the sandbox by the name it really has
         work = make_workspace(root, path)
         client = sandboxed_client(copy.deepcopy(nb), root, work, limits, sandbox)
         outcome = "crashed: kernel did not start"

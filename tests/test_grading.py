@@ -28,7 +28,8 @@ from cvae_lib import checks, grade_report, grading, notebook_checks, sandbox, su
 
 NOTEBOOKS = sandbox.REPO / "notebooks"
 SOLUTION = NOTEBOOKS / "solutions" / "06_recode_from_scratch.ipynb"
-# Generous enough for torch's import on a busy 2-core machine; the loop runs this long.
+# Generous enough for torch's import on a busy 2-core machine; the loop runs this long
+# (--timeout overrides the default of 06, which tests/test_grading_sandbox.py uses).
 LIMIT = 30.0
 RIGHT = "return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"
 
@@ -176,15 +177,24 @@ def graded(tmp_path_factory) -> dict:
     shutil.copy(NOTEBOOKS / "01_vae_fundamentals.ipynb", folder / "lesson01.ipynb")
     shutil.copy(NOTEBOOKS / "05_modify_parameters.ipynb", folder / "ex05.ipynb")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    problem = sandbox.find_sandbox().problem  # where bubblewrap cannot run: said, not hidden
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         code = grading.main([str(folder), "--exercise", "06", "--out", str(out),
-                             "--timeout", str(LIMIT), "--jobs", "2"])
+                             "--timeout", str(LIMIT), "--jobs", "2",
+                             *["--no-sandbox"] * bool(problem)])
     listener.server.close()
-    yield {"code": code, "printed": printed.getvalue(), "out": out, "samples": samples,
+    yield {"code": code, "printed": printed.getvalue(), "errors": errors.getvalue(), "out": out,
+           "problem": problem, "samples": samples,
            "markers": markers, "base": base, "folder": folder, "before": before,
            "listener": listener}
     shutil.rmtree(outside)
+
+
+def skip_without_sandbox(problem: str) -> None:
+    """Skip a test of the sandbox where bubblewrap cannot run, saying why."""
+    if problem:
+        pytest.skip(f"no sandbox here, the class was graded with --no-sandbox: {problem}")
 
 
 def printed_rows(printed: str) -> dict[str, list[str]]:
@@ -199,7 +209,7 @@ def printed_rows(printed: str) -> dict[str, list[str]]:
 
 def test_every_submission_gets_its_expected_row(graded: dict) -> None:
     """Each check cell shows OK, the mistake's label, TODO, a crash or a timeout."""
-    assert graded["code"] == 0
+    assert graded["code"] == 0, graded["errors"]
     exercise = grading.pick_exercise(notebook_checks.load_exercises(), "06")
     rows = printed_rows(graded["printed"])
     for name, (_, expected) in graded["samples"].items():
@@ -253,8 +263,8 @@ def test_csv_and_html_hold_the_same_rows(graded: dict) -> None:
 
 def test_nothing_outside_the_temporary_folder_changes(graded: dict) -> None:
     """The submission that writes outside its folder changes no file, not even its own."""
-    if "NO SANDBOX" in graded["printed"]:
-        pytest.skip("bubblewrap cannot run here: the report says so at the top")
+    skip_without_sandbox(graded["problem"])
+    assert graded["printed"].splitlines()[1].startswith("Sandbox: bubblewrap")
     assert all(m.read_text() == "original" for m in graded["markers"])
     assert not (graded["base"] / "new.txt").exists()
     folder = graded["folder"]
@@ -263,8 +273,7 @@ def test_nothing_outside_the_temporary_folder_changes(graded: dict) -> None:
 
 def test_network_is_unreachable(graded: dict) -> None:
     """The submission that connects to a port listening on this machine never gets there."""
-    if "NO SANDBOX" in graded["printed"]:
-        pytest.skip("bubblewrap cannot run here: the report says so at the top")
+    skip_without_sandbox(graded["problem"])
     assert graded["listener"].connections == 0
 
 
@@ -293,6 +302,21 @@ def test_bad_options_are_refused_before_any_notebook_runs(
     captured = capsys.readouterr()
     assert message in captured.err and not captured.out  # no table: no notebook ran
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ipynb"]
+
+
+def test_the_header_names_the_time_limit_given(graded: dict) -> None:
+    """--timeout replaces the exercise's default, and the header says which one applied."""
+    assert f"Limits per notebook: 06: {LIMIT:g} s (--timeout);" in graded["printed"]
+
+
+def test_every_exercise_has_a_measured_default_time_limit() -> None:
+    """Each exercise's default is the factor times its solution's time, at least the floor."""
+    numbers = [ex.number for ex in notebook_checks.load_exercises()]
+    assert sorted(grading.SOLUTION_SECONDS) == numbers
+    for number in numbers:
+        seconds = grading.TIMEOUT_FACTOR * grading.SOLUTION_SECONDS[number]
+        assert grading._default_timeout(number) == max(grading.TIMEOUT_FLOOR, round(seconds))
+    assert grading._default_timeout("99") == grading.UNMEASURED_TIMEOUT
 
 
 def test_two_jobs_give_each_kernel_one_core_of_two(graded: dict) -> None:
