@@ -118,14 +118,24 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def machine() -> str:
-    """One line naming the CPU, core count, torch version and its thread count."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name, family and model, as /proc/cpuinfo gives them.
+
+    "AMD EPYC" alone names both Zen 3 (family 25, model 1) and Zen 4 (family 25, model 17).
+    """
     try:
         with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            fields = dict(line.split(":", 1) for line in info.read().split("\n\n")[0]
+                          .splitlines() if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family')}"
+            f" model {fields.get('model')})")
+
+
+def machine() -> str:
+    """One line naming the CPU, its vector kernels, cores, torch version and thread count."""
+    return (f"{cpu_name()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
