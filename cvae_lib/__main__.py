@@ -16,7 +16,7 @@ import matplotlib
 
 from cvae_lib.checkpoints import save_checkpoint
 from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
-from cvae_lib.course import FAST_TRAIN_LIMIT
+from cvae_lib.course import FAST_TRAIN_LIMIT, cache_if_course_model
 from cvae_lib.evaluate import dataset_loss, evaluate_model
 from cvae_lib.runtime import fast_mode
 from cvae_lib.storage import atomic_write, check_writable, publish_folder, staging_folder
@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{evaluation['conditional_accuracy']:.1%}; IWAE bound "
               f"{evaluation['iwae_nll']:.2f} nats; {evaluation['active_units']} active units.")
     print(f"Wrote {', '.join(OUTPUTS)} to {args.out}/")
+    cached = cache_if_course_model(model, config, history)
+    if cached is not None:
+        print(f"This is the course model {cached[0]!r}: cached as {cached[1]}, so `make "
+              f"prepare` and the notebooks load it instead of training it again.")
     if fast_mode():
         print(f"FAST mode (CVAE_FAST=1): trained on {FAST_TRAIN_LIMIT} images and evaluated on "
               f"a few; unset CVAE_FAST for the real run.")

@@ -7,10 +7,12 @@ few epochs) so the notebooks run as tests in seconds; students get the full conf
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
-from cvae_lib.checkpoints import load_or_train
+from cvae_lib.checkpoints import load_or_train, save_or_warn
 from cvae_lib.models import CVAE
 from cvae_lib.runtime import fast_mode
+from cvae_lib.storage import cache_dir
 from cvae_lib.training import History, TrainConfig
 
 FAST_TRAIN_LIMIT = 2048
@@ -65,3 +67,17 @@ def course_model(name: str, progress: bool = True) -> tuple[CVAE, History]:
     """The named course model: loaded from the cache, or trained once and cached."""
     start = course_model(CONTINUES[name], progress) if name in CONTINUES else None
     return load_or_train(course_config(name), progress=progress, start=start)
+
+
+def cache_if_course_model(model: CVAE, config: TrainConfig, history: History
+                          ) -> tuple[str, Path] | None:
+    """Cache a finished run whose config is a course model's, unless that model is cached.
+
+    ``make demo`` trains the default recipe: cached here, ``make prepare`` and the notebooks
+    load it instead of training the same 50 epochs again. Returns the name and file written.
+    """
+    name = next((name for name in COURSE_CONFIGS if course_config(name) == config), None)
+    path = cache_dir() / f"{config.key()}.pt"
+    if name is None or history.interrupted or path.is_file():
+        return None
+    return (name, path) if save_or_warn(path, model, config, history) else None

@@ -43,9 +43,9 @@ class PrepareResult:
 
 
 def _snapshot(folders: list[Path]) -> dict[Path, float]:
-    """Every file under ``folders`` with its modification time."""
+    """Every file under ``folders`` with its modification time, lock files aside."""
     return {path: path.stat().st_mtime for folder in folders if folder.is_dir()
-            for path in folder.rglob("*") if path.is_file()}
+            for path in folder.rglob("*") if path.is_file() and path.suffix != ".lock"}
 
 
 def _one_line(err: Exception) -> str:

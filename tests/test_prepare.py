@@ -77,3 +77,27 @@ def test_cli_second_run_reports_all_cached(capsys) -> None:
     main(["prepare", "--models", "vae"])
     out = capsys.readouterr().out
     assert "0 built" in out and "FAST mode" in out
+
+
+def test_the_main_job_seeds_the_course_cache_so_prepare_trains_the_default_once(
+        tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CVAE_CACHE_DIR", str(tmp_path / "cache"))  # empty: nothing cached yet
+    default = course_config("cvae")  # fast mode: 2 epochs on 2,048 images
+    assert main(["train", "--epochs", str(default.num_epochs), "--out", str(tmp_path / "o")]) == 0
+    assert f"course model 'cvae': cached as {cache_dir() / default.key()}.pt" in \
+        capsys.readouterr().out
+    monkeypatch.setattr("cvae_lib.checkpoints.train", _no_training)
+    assert _statuses(prepare(models=["cvae"], progress=False))["model cvae"] == "cached"
+
+
+def test_a_main_job_of_another_config_leaves_the_course_cache_alone(tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    monkeypatch.setenv("CVAE_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "o")]) == 0
+    assert "cached as" not in capsys.readouterr().out
+    assert not list(cache_dir().glob("mnist-cvae-*.pt"))
+
+
+def _no_training(*args: object, **kwargs: object) -> None:
+    """Stands in for ``train`` where a test shows that nothing is trained."""
+    raise AssertionError("the cached default model was trained again")

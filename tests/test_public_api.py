@@ -76,6 +76,7 @@ INSIDE = {
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
     "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
     "runtime.seed_everything",
+    "course.cache_if_course_model",  # the main job's own trained model, config and history
     "validate.model_device", "validate.label_classes",  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.
     "check_base.describe", "check_base.require", "check_base.require_callable",
