@@ -15,7 +15,8 @@ from torch import nn
 
 NUM_PIXELS = 784
 NUM_CLASSES = 10
-LOSS_BATCH, LOSS_LATENT = 3, 4
+SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
+LOSS_SHAPES = ((3, 4), (1, 2), (2, 7))  # (batch, latent_dim) of check_cvae_loss's probes
 
 # Short label of every mistake the checks can name, by key (CheckFailure.key).
 MISTAKES: dict[str, str] = {
@@ -44,6 +45,7 @@ MISTAKES: dict[str, str] = {
     "std_exp_logvar": "std = exp(logvar)",
     "std_logvar": "logvar used as std",
     "noise_scale": "wrong noise scale",
+    "noise_batch": "noise depends on batch size",
     "not_normal": "noise not standard normal",
     "reparam_formula": "reparameterization formula",
     "no_gradient": "torch.normal: no gradient",
@@ -57,6 +59,7 @@ MISTAKES: dict[str, str] = {
     "no_bce": "no reconstruction term",
     "bce_sign": "BCE sign",
     "bce_swapped": "BCE arguments swapped",
+    "bce_one_term": "BCE missing the (1 - x) term",
     "bce_logits": "BCE-with-logits on probs",
     "mse": "MSE instead of BCE",
     "recon_formula": "reconstruction formula",
@@ -97,12 +100,19 @@ def require(condition: object, key: str, message: str) -> None:
 
 
 def seeded(check: Callable[..., T]) -> Callable[..., T]:
-    """Run ``check`` under seed 0 without changing the caller's random state."""
+    """Run ``check`` under seed ``SEED`` in one thread, leaving the caller's random state and
+    thread count as they were."""
     @functools.wraps(check)
     def wrapper(*args: object, **kwargs: object) -> T:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            return check(*args, **kwargs)
+        threads = torch.get_num_threads()
+        # The probes are many small tensors: a second thread only waits for a busy core.
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(SEED)
+                return check(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
     return wrapper
 
 

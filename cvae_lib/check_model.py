@@ -6,6 +6,7 @@ Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``).
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from typing import Callable
 
@@ -164,9 +165,61 @@ def _probe_decoder(model: nn.Module, latent_dim: int) -> None:
             "The decoder ignores the label: the same z with labels 0 and 7 gives the same image. "
             "Feed decoder_fc1 z and the label side by side: "
             "combined = torch.cat([z, labels_onehot], dim=1).")
-    require(out.min() >= 0 and out.max() <= 1, "no_sigmoid",
-            f"decode returned values in [{out.min():.2f}, {out.max():.2f}], not pixel "
-            "probabilities: end the decoder with torch.sigmoid(self.decoder_fc3(h)).")
+    _check_probabilities(out)
+    _check_sigmoid(model, lambda: _call(decode, z, [0, 7], "decode", latent_dim, False))
+
+
+def _check_probabilities(out: torch.Tensor) -> None:
+    """Every output strictly between 0 and 1, as a sigmoid of moderate values is."""
+    low, high = out.min().item(), out.max().item()
+    hint = (" Exact 0s or 1s, as a clamp or hardtanh gives, would make the BCE take log(0)."
+            if low == 0 or high == 1 else "")
+    require(0 < low and high < 1, "no_sigmoid",
+            f"decode returned values in [{low:.2f}, {high:.2f}], not pixel probabilities "
+            f"strictly between 0 and 1: end the decoder with torch.sigmoid(self.decoder_fc3(h))."
+            f"{hint}")
+
+
+def _linear_calls(model: nn.Module, run: Callable[[], object],
+                  ) -> list[tuple[str, nn.Module, torch.Size]]:
+    """The model's nn.Linear layers in the order run() calls them: name, layer, output shape."""
+    calls: list[tuple[str, nn.Module, torch.Size]] = []
+    hooks = [module.register_forward_hook(
+        lambda layer, args, out, name=name: calls.append((name, layer, out.shape)))
+        for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    try:
+        run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def _check_sigmoid(model: nn.Module, run: Callable[[], object]) -> None:
+    """The output is the sigmoid of the last linear layer, for pre-activations from -15 to 15."""
+    calls = _linear_calls(model, run)
+    if not calls or calls[-1][2][1:] != (NUM_PIXELS,):
+        return
+    name, last, shape = calls[-1]
+    grid = torch.linspace(-15, 15, NUM_PIXELS).repeat(shape[0], 1)
+    left = [sum(layer is last for _, layer, _ in calls)]  # its last call gives the output
+
+    def replace(layer: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        left[0] -= 1
+        return None if left[0] else grid.clone()
+
+    hook = last.register_forward_hook(replace)
+    try:
+        out = run()
+    finally:
+        hook.remove()
+    gap = (out - torch.sigmoid(grid)).abs().flatten()
+    worst = int(gap.argmax())
+    pre, got = grid.flatten()[worst].item(), out.flatten()[worst].item()
+    require(gap[worst] <= 1e-4, "no_sigmoid",
+            f"decode's output is not the sigmoid of its last layer ({name}): where {name} gives "
+            f"{pre:.2f}, your output is {got:.3f} and the sigmoid {1 / (1 + math.exp(-pre)):.3f}. "
+            "End the decoder with torch.sigmoid(self.decoder_fc3(h)).")
 
 
 def _probe_forward(model: nn.Module, latent_dim: int) -> None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
+from cvae_lib import check_base, check_functions
 from cvae_lib.checks import (MISTAKES, CheckFailure, check_cvae_loss, check_reparameterize,
                              check_simple_cvae)
 
@@ -185,6 +186,28 @@ class NoSigmoid(SpecCVAE):
         return self.decoder_fc3(h)
 
 
+def ending_with(output):
+    """A SpecCVAE whose decoder ends with ``output`` of decoder_fc3's values, not a sigmoid."""
+
+    class Ending(SpecCVAE):
+        def decode(self, z, labels_onehot):
+            combined = torch.cat([z, labels_onehot], dim=1)
+            return output(self.decoder_fc3(F.relu(self.decoder_fc2(F.relu(
+                self.decoder_fc1(combined))))))
+
+    return Ending
+
+
+class LinearInRange(NoSigmoid):
+    """No sigmoid, but decoder_fc3 made small around 0.5, so its values lie in [0, 1]."""
+
+    def __init__(self, latent_dim=16):
+        super().__init__(latent_dim)
+        with torch.no_grad():
+            self.decoder_fc3.weight.mul_(0.05)
+            self.decoder_fc3.bias.fill_(0.5)
+
+
 class OneHotNoNumClasses(SpecCVAE):
     def forward(self, x, labels):
         labels_onehot = F.one_hot(labels).float()
@@ -255,6 +278,21 @@ def std_then_normal_(mu, logvar):
     return torch.empty_like(std).normal_().mul(std).add(mu)
 
 
+def batch_standardized(mu, logvar):
+    """Noise standardized over the batch: right for a large batch, not for a small one."""
+    epsilon = torch.randn_like(mu)
+    centred = epsilon - epsilon.mean(dim=0)
+    epsilon = centred / (centred.pow(2).sum(dim=0) / (len(mu) - 1)).sqrt()
+    return mu + torch.exp(0.5 * logvar) * epsilon
+
+
+def two_point_noise(mu, logvar):
+    """Noise of mean 0, variance 1 and 4.6% beyond 2 std (as a normal), but only four values."""
+    far = torch.rand_like(mu) < 0.0455
+    size = torch.where(far, 2.0001, math.sqrt((1 - 0.0455 * 2.0001 ** 2) / 0.9545))
+    return mu + torch.exp(0.5 * logvar) * size * torch.randn_like(mu).sign()
+
+
 # --- cvae_loss -----------------------------------------------------------------------------
 
 
@@ -306,6 +344,12 @@ def logits_bce(r, x, mu, logvar):
     return F.binary_cross_entropy_with_logits(r, x, reduction="sum") + kl(mu, logvar)
 
 
+def kl_of_means(r, x, mu, logvar):
+    """The closed form applied to the batch's mean mu and logvar: right when all entries agree."""
+    mean_mu, mean_logvar = mu.mean(), logvar.mean()
+    return bce(r, x) - 0.5 * mu.numel() * (1 + mean_logvar - mean_mu ** 2 - mean_logvar.exp())
+
+
 def kl_with(variance):
     """A loss whose KL uses ``variance(logvar)`` in place of exp(logvar)."""
     return lambda r, x, m, lv: bce(r, x) - 0.5 * torch.sum(1 + lv - m.pow(2) - variance(lv))
@@ -348,6 +392,15 @@ WRONG = [
     (check_simple_cvae, DecoderNoConcat, "decoder_no_label", "gets only z"),
     (check_simple_cvae, DecoderBadHidden, "layer_sizes", "latent_dim + 10 -> 128 -> 256 -> 784"),
     (check_simple_cvae, NoSigmoid, "no_sigmoid", "torch.sigmoid"),
+    # ... a decoder output in [0, 1] on a small probe, but not a sigmoid of decoder_fc3
+    (check_simple_cvae, ending_with(lambda a: a.clamp(0, 1)), "no_sigmoid", "clamp or hardtanh"),
+    (check_simple_cvae, ending_with(lambda a: F.hardtanh(a, 0, 1)), "no_sigmoid",
+     "strictly between 0 and 1"),
+    (check_simple_cvae, ending_with(lambda a: (torch.tanh(a) + 1) / 2), "no_sigmoid",
+     "not the sigmoid of its last layer (decoder_fc3)"),
+    (check_simple_cvae, ending_with(lambda a: (a / 4 + 0.5).clamp(0, 1)), "no_sigmoid",
+     "torch.sigmoid(self.decoder_fc3(h))"),
+    (check_simple_cvae, LinearInRange, "no_sigmoid", "the sigmoid 0.000"),
     (check_simple_cvae, OneHotNoNumClasses, "one_hot_width", "num_classes=10"),
     (check_simple_cvae, ReturnsMuFirst, "forward_return", "in that order"),
     (check_simple_cvae, DecodesMu, "forward_no_sampling", "self.reparameterize(mu, logvar)"),
@@ -362,7 +415,7 @@ WRONG = [
      "by logvar itself"),
     (check_reparameterize, lambda mu, lv: mu, "no_noise", "returned mu unchanged"),
     (check_reparameterize, lambda mu, lv: mu + 0.5 * (0.5 * lv).exp() * torch.randn_like(mu),
-     "noise_scale", "expected 2"),
+     "noise_scale", "0.5 times the standard deviation"),
     (check_reparameterize, lambda mu, lv: mu + (-0.5 * lv).exp() * torch.randn_like(mu),
      "noise_scale", "torch.exp(0.5 * logvar)"),
     (check_reparameterize, lambda mu, lv: mu + (0.5 * lv).exp() * torch.rand_like(mu),
@@ -382,9 +435,28 @@ WRONG = [
      "add mu"),
     (check_reparameterize, seeded_inside, "same_noise_every_call", "torch.manual_seed"),
     (check_reparameterize, lambda mu, lv: mu + (0.5 * lv).exp() + torch.randn_like(mu),
-     "reparam_formula", "centred on 5"),
+     "reparam_formula", "std away from mu"),
     (check_reparameterize, lambda mu, lv: (mu + torch.randn_like(mu)).sum(dim=1), "shape",
      "shaped like mu"),
+    # ... right at one probe point: mu = 3, logvar = log(4) (std 2), 20,000 rows
+    (check_reparameterize, lambda mu, lv: mu + 0.5 * lv.exp() * torch.randn_like(mu),
+     "std_exp_logvar", "grows like exp(logvar)"),
+    (check_reparameterize, lambda mu, lv: mu + lv * (2 / math.log(4)) * torch.randn_like(mu),
+     "std_logvar", "by logvar itself"),
+    (check_reparameterize, lambda mu, lv: mu + (lv + 2 - math.log(4)) * torch.randn_like(mu),
+     "noise_scale", "near logvar = -3.5"),
+    (check_reparameterize, lambda mu, lv: mu + 2 * (lv / math.log(4)) ** 2 * torch.randn_like(mu),
+     "noise_scale", "does not have standard deviation exp(0.5 * logvar)"),
+    (check_reparameterize, lambda mu, lv: 3 + (0.5 * lv).exp() * torch.randn_like(mu),
+     "mu_missing", "add mu once"),
+    (check_reparameterize, lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn_like(mu)
+     + (lv - math.log(4)) / 4, "reparam_formula", "For logvar from -4 to -3"),
+    (check_reparameterize, lambda mu, lv: mu + (0.5 * lv).exp() * torch.randn_like(mu)
+     * math.sqrt(len(mu) / 20000), "noise_batch", "must not depend on the batch size"),
+    (check_reparameterize, batch_standardized, "noise_batch", "With a batch of 1"),
+    (check_reparameterize, two_point_noise, "not_normal", "standard normal"),
+    (check_reparameterize, lambda mu, lv: mu + lv.sqrt() * torch.randn_like(mu), "noise_scale",
+     "nan or inf"),
     # check_cvae_loss
     (check_cvae_loss, lambda r, x, m, lv: F.binary_cross_entropy(r, x) + kl(m, lv), "bce_mean",
      "reduction='sum'"),
@@ -400,7 +472,7 @@ WRONG = [
     (check_cvae_loss, lambda r, x, m, lv: F.mse_loss(r, x, reduction="sum") + kl(m, lv), "mse",
      "binary cross-entropy"),
     (check_cvae_loss, lambda r, x, m, lv: bce(r[:1], x[:1]) + kl(m, lv), "recon_formula",
-     "does not match the summed binary cross-entropy"),
+     "right for a batch of 1"),
     (check_cvae_loss, lambda r, x, m, lv: bce(r, x), "no_kl", "no KL term"),
     (check_cvae_loss, lambda r, x, m, lv: bce(r, x) - kl(m, lv), "kl_sign", "wrong sign"),
     (check_cvae_loss, lambda r, x, m, lv: bce(r, x) + 2 * kl(m, lv), "kl_half", "0.5 in front"),
@@ -425,6 +497,22 @@ WRONG = [
     (check_cvae_loss, lambda r, x, m, lv: F.binary_cross_entropy(r, x, reduction="none").sum(1)
      - 0.5 * torch.sum(1 + lv - m.pow(2) - lv.exp(), dim=1), "not_scalar", "one number"),
     (check_cvae_loss, lambda r, x, m, lv: bce(r, x) + kl(m, lv) + 1.0, "offset", "+1.000"),
+    # ... right at one point: an all-ink image, r in [0.01, 0.99], a batch of 3, mu = logvar = 0
+    (check_cvae_loss, lambda r, x, m, lv: -(x * r.log()).sum() + kl(m, lv), "bce_one_term",
+     "(1 - x) * log(1 - r)"),
+    (check_cvae_loss, lambda r, x, m, lv: bce(r.clamp(0.01, 0.99), x) + kl(m, lv),
+     "recon_formula", "does not match the summed binary cross-entropy"),
+    (check_cvae_loss, lambda r, x, m, lv: 784 * 3 * F.binary_cross_entropy(r, x) + kl(m, lv),
+     "recon_formula", "right for a batch of 3 with latent_dim 4"),
+    (check_cvae_loss, lambda r, x, m, lv: bce(r, x)
+     - 0.5 * 12 * torch.mean(1 + lv - m.pow(2) - lv.exp()), "kl_formula",
+     "right for a batch of 3 with latent_dim 4"),
+    (check_cvae_loss, kl_with(lambda lv: 1 + lv), "kl_formula", "with mu = 0 and logvar != 0"),
+    (check_cvae_loss, lambda r, x, m, lv: bce(r, x) - 0.5 * torch.sum(1 + lv - m.abs() - lv.exp()),
+     "kl_formula", "With logvar = 0 and mu != 0"),
+    (check_cvae_loss, lambda r, x, m, lv: bce(r, x) + 0.5 * torch.sum(m.pow(2) + lv.pow(2) / 2),
+     "kl_formula", "with mu = 0 and logvar != 0"),
+    (check_cvae_loss, kl_of_means, "kl_formula", "Your KL does not match"),
 ]
 
 
@@ -441,6 +529,28 @@ def test_wrong_variant_names_its_mistake(check, candidate, key, phrase):
         check(candidate)
     assert (failure.value.key, failure.value.label) == (key, MISTAKES[key]), str(failure.value)
     assert phrase in str(failure.value)
+
+
+def test_right_variants_pass_under_any_seed(monkeypatch, capsys):
+    """Under 20 other seeds no right variant fails, and no statistic comes near its limit."""
+    worst = {}
+    require_z = check_functions._require_z
+
+    def recording(z, key, message, limit=check_functions.Z_LIMIT):
+        worst[key] = max(worst.get(key, 0.0), abs(z) / limit)
+        require_z(z, key, message, limit)
+
+    monkeypatch.setattr(check_functions, "_require_z", recording)
+    for seed in range(1, 21):
+        monkeypatch.setattr(check_base, "SEED", seed)
+        for param in CORRECT:
+            check, candidate = param.values
+            check(candidate)
+    with capsys.disabled():
+        print("\nworst statistic / its limit over 20 seeds:",
+              ", ".join(f"{key} {ratio:.2f}" for key, ratio in sorted(worst.items())))
+    assert set(worst) == {"reparam_formula", "noise_batch", "noise_scale", "not_normal"}
+    assert max(worst.values()) < 1
 
 
 def test_tables_are_large_and_reach_every_mistake():
@@ -481,11 +591,12 @@ def test_unfinished_code_raises_its_own_todo():
             check(todo)
 
 
-def test_checks_leave_the_random_state_alone(capsys):
+def test_checks_leave_the_random_state_and_threads_alone(capsys):
+    threads = torch.get_num_threads()
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     check_simple_cvae(SpecCVAE)
     check_reparameterize(sample_z)
     check_cvae_loss(spec_loss)
-    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.rand(3), expected) and torch.get_num_threads() == threads
