@@ -59,7 +59,19 @@ present: $(STAMP)
 
 # Regenerate the student copies of the exercises (05-07) from notebooks/solutions/.
 student-copies: $(STAMP)
-	$(PY) -m cvae_lib.exercises
+	$(PY) -m cvae_lib exercises
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# The course as a book (Jupyter Book 1.x, built offline): book/_build/html/index.html, every
+# lesson executed with the prepared models (so it runs `prepare` first: nothing to do once the
+# models are cached). BOOK_FLAGS=--solutions builds the instructor's copy with the exercises'
+# solutions into book/_build/instructor/. `book-fast` executes the tests' tiny models instead,
+# into book/_build/fast/ (what .ci/run builds and tests). A rebuild re-runs changed notebooks.
+.PHONY: book book-fast
+book: prepare
+	$(PY) -m cvae_lib.classroom.book $(BOOK_FLAGS)
+
+book-fast: $(STAMP)
+	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_FLAGS)

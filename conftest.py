@@ -31,7 +31,7 @@ def pytest_ignore_collect(collection_path: Path) -> bool | None:
     if collection_path.suffix != ".ipynb":
         return None
     # Imported here, in the workers that collect: the xdist controller never loads torch.
-    from cvae_lib.exercises import METADATA_KEY
+    from cvae_lib.classroom.exercises import METADATA_KEY
     metadata = json.loads(collection_path.read_text(encoding="utf-8")).get("metadata", {})
     return True if METADATA_KEY in metadata else None
 

@@ -37,7 +37,7 @@ from cvae_lib.data import load_mnist  # noqa: E402
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,  # noqa: E402
                                diversity_ratio, importance_weighted_bound, kl_per_dimension,
                                label_leakage, posterior_params)
-from cvae_lib.runtime import seed_everything  # noqa: E402
+from cvae_lib.infra.runtime import seed_everything  # noqa: E402
 from cvae_lib.training import TrainConfig, train  # noqa: E402
 from cvae_lib.widgets import render  # noqa: E402
 from tests.learned import (BOUNDS, CLASSIFIER_RECIPE, COLLAPSE_BETA, CPU_GAP,  # noqa: E402

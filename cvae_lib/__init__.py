@@ -7,7 +7,7 @@ friendly errors for callers live in ``validate``.
 
 from cvae_lib.checkpoints import load_model, load_or_train
 from cvae_lib.models import CVAE
-from cvae_lib.runtime import pick_device, setup_notebook
+from cvae_lib.infra.runtime import pick_device, setup_notebook
 from cvae_lib.training import TrainConfig, train
 
 __version__ = "0.2.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import shutil
 import sys
@@ -16,10 +17,10 @@ import matplotlib
 
 from cvae_lib.checkpoints import save_checkpoint
 from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
-from cvae_lib.course import FAST_TRAIN_LIMIT, cache_if_course_model
+from cvae_lib.classroom.course import FAST_TRAIN_LIMIT, cache_if_course_model
 from cvae_lib.evaluate import dataset_loss, evaluate_model
-from cvae_lib.runtime import fast_mode
-from cvae_lib.storage import atomic_write, check_writable, publish_folder, staging_folder
+from cvae_lib.infra.runtime import fast_mode
+from cvae_lib.infra.storage import atomic_write, check_writable, publish_folder, staging_folder
 from cvae_lib.training import TrainConfig, train
 from cvae_lib.validate import MAX_EPOCHS, MAX_LATENT_DIM, MAX_SEED, TRAIN_IMAGES
 
@@ -29,6 +30,15 @@ OUTPUTS = (*FIGURES, "model.pt", "metrics.json")
 NEED_BYTES = 20_000_000  # the five outputs take under 5 MB; leave room
 EVALUATION = {"num_images": 1000, "k": 100, "n_per_class": 100}
 FAST_EVALUATION = {"num_images": 200, "k": 10, "n_per_class": 20}
+
+
+# Instructor commands with options of their own: `python -m cvae_lib NAME ...` runs NAME's main.
+DELEGATED = {
+    "grade": ("cvae_lib.classroom.grading.grade", "grade a folder of exercise notebooks"),
+    "exercises": ("cvae_lib.classroom.exercises",
+                  "regenerate, check or reset the student copies of 05-07"),
+    "slides": ("cvae_lib.classroom.slides", "write or check the slide breaks of 01-04"),
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -70,9 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="build every data and model cache the course needs")
     prep.add_argument("--models", nargs="+", metavar="NAME",
                       help="only these course models (default: all)")
-    # Listed for --help only: main() hands `grade ...` to cvae_lib.grading, which has its own.
-    sub.add_parser("grade", add_help=False,
-                   help="grade a folder of exercise notebooks (grade --help for its options)")
+    # Listed for --help only: main() hands these to their own modules, which have their own.
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, add_help=False, help=f"{text} ({name} --help for its options)")
     return parser
 
 
@@ -152,13 +162,11 @@ def publish(out: Path, model, config: TrainConfig, history) -> dict:  # noqa: AN
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["grade"]:  # its own options: python -m cvae_lib grade --help
-        from cvae_lib.grading import main as grade_main
-
-        return grade_main(argv[1:])
+    if argv[:1] and argv[0] in DELEGATED:  # its own options: python -m cvae_lib grade --help
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "prepare":
-        from cvae_lib.prepare import main as prepare_main
+        from cvae_lib.classroom.prepare import main as prepare_main
 
         return prepare_main(args.models)
     try:

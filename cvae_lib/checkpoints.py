@@ -1,6 +1,6 @@
 """Checkpoints: save and load a trained model safely, and the cache behind ``load_or_train``.
 
-Introduced in 03_training. Checkpoints are written atomically (``cvae_lib.storage``) and read
+Introduced in 03_training. Checkpoints are written atomically (``cvae_lib.infra.storage``) and read
 with ``weights_only=True``, so a file from elsewhere cannot run code. ``load_or_train(config)``
 trains once and afterwards loads in about a second; two processes asking for the same model
 at once train it once: the second waits for the first, then loads.
@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from cvae_lib.models import CVAE
-from cvae_lib.runtime import pick_device
-from cvae_lib.storage import atomic_write, cache_dir, check_writable, exclusive
+from cvae_lib.infra.runtime import pick_device
+from cvae_lib.infra.storage import atomic_write, cache_dir, check_writable, exclusive
 from cvae_lib.training import History, TrainConfig, train
 from cvae_lib.validate import finite_weights
 

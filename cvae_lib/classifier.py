@@ -18,8 +18,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from cvae_lib.data import load_mnist
-from cvae_lib.runtime import fast_mode, pick_device
-from cvae_lib.storage import atomic_write, cache_dir
+from cvae_lib.infra.runtime import fast_mode, pick_device
+from cvae_lib.infra.storage import atomic_write, cache_dir
 from cvae_lib.validate import as_images, finite_weights
 
 CLASSIFIER_VERSION = 1

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cvae_lib.runtime import env_flag
-from cvae_lib.storage import atomic_write
+from cvae_lib.infra.runtime import env_flag
+from cvae_lib.infra.storage import atomic_write
 
 IMAGE_SIZE = 28
 IMAGE_DIM = IMAGE_SIZE * IMAGE_SIZE

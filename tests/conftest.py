@@ -36,5 +36,5 @@ def notebook_cache(monkeypatch) -> Path:
         monkeypatch.delenv("CVAE_CACHE_DIR")
     else:
         monkeypatch.setenv("CVAE_CACHE_DIR", NOTEBOOK_CACHE)
-    from cvae_lib.storage import cache_dir
+    from cvae_lib.infra.storage import cache_dir
     return cache_dir()

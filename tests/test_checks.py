@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Bernoulli, Normal, kl_divergence
 
-from cvae_lib import check_base, check_functions
+from cvae_lib.checks import base as check_base
+from cvae_lib.checks import sampler as check_sampler
 from cvae_lib.checks import (MISTAKES, CheckFailure, check_cvae_loss, check_reparameterize,
                              check_simple_cvae)
 
@@ -534,13 +535,13 @@ def test_wrong_variant_names_its_mistake(check, candidate, key, phrase):
 def test_right_variants_pass_under_any_seed(monkeypatch, capsys):
     """Under 20 other seeds no right variant fails, and no statistic comes near its limit."""
     worst = {}
-    require_z = check_functions._require_z
+    require_z = check_sampler._require_z
 
-    def recording(z, key, message, limit=check_functions.Z_LIMIT):
+    def recording(z, key, message, limit=check_sampler.Z_LIMIT):
         worst[key] = max(worst.get(key, 0.0), abs(z) / limit)
         require_z(z, key, message, limit)
 
-    monkeypatch.setattr(check_functions, "_require_z", recording)
+    monkeypatch.setattr(check_sampler, "_require_z", recording)
     for seed in range(1, 21):
         monkeypatch.setattr(check_base, "SEED", seed)
         for param in CORRECT:

@@ -13,7 +13,7 @@ from cvae_lib.data import load_mnist
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss, diversity_ratio,
                                evaluate_model, importance_weighted_bound, kl_per_dimension,
                                label_leakage, posterior_params, spread)
-from cvae_lib.storage import cache_dir
+from cvae_lib.infra.storage import cache_dir
 from cvae_lib.training import TrainConfig, train
 from tests.learned import (CLASSIFIER_RECIPE, COLLAPSE_BETA, EVAL_IMAGES, EVAL_RECIPE, blinded,
                            check)

@@ -19,7 +19,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from cvae_lib.exercises import NOTEBOOKS, STUDENT_TAG
+from cvae_lib.classroom.exercises import NOTEBOOKS, STUDENT_TAG
 
 SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
 

@@ -13,9 +13,9 @@ import nbformat
 import pytest
 import torch
 
-from cvae_lib.exercises import (BEGIN, END, METADATA_KEY, NOTEBOOKS, STUDENT_TAG, MarkerError,
-                                edited_by_student, main, render, solution_lines, stub_source,
-                                student_notebook)
+from cvae_lib.classroom.exercises import (BEGIN, END, METADATA_KEY, NOTEBOOKS, STUDENT_TAG,
+                                          MarkerError, edited_by_student, main, render,
+                                          solution_lines, stub_source, student_notebook)
 
 SOLUTIONS = sorted((NOTEBOOKS / "solutions").glob("*.ipynb"))
 GOOD_CELL = f"def f():\n    # TODO: return one\n    {BEGIN}\n    return 1\n    {END}"
@@ -139,7 +139,7 @@ def test_regenerating_refuses_to_overwrite_an_edited_copy(course: Path, capsys):
     assert main([], notebooks=course) == 1
     err = capsys.readouterr().err
     assert "notebooks/05_first.ipynb has been edited" in err
-    assert "python -m cvae_lib.exercises --reset 05" in err and "--force" in err
+    assert "python -m cvae_lib exercises --reset 05" in err and "--force" in err
     assert target.read_text() == edited, "the student's work was overwritten"
     assert main(["--check"], notebooks=course) == 1
 
@@ -195,7 +195,7 @@ def test_force_overwrites_edited_copies(course: Path):
 def test_student_copy_is_fresh(path: Path):
     target = NOTEBOOKS / path.name
     assert target.read_text() == render(path), (
-        f"{target.name} is stale: run python -m cvae_lib.exercises")
+        f"{target.name} is stale: run python -m cvae_lib exercises")
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)

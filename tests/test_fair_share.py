@@ -11,7 +11,7 @@ import tempfile
 import pytest
 import torch
 
-from cvae_lib.storage import FairShare
+from cvae_lib.infra.storage import FairShare
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +21,7 @@ def _own_registry(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
-HOLD = ("import time; from cvae_lib.storage import FairShare; s = FairShare(); "
+HOLD = ("import time; from cvae_lib.infra.storage import FairShare; s = FairShare(); "
         "print('ready', flush=True); time.sleep(60)")
 
 

@@ -24,7 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lib import checks, grade_report, grading, notebook_checks, sandbox, submission_run
+from cvae_lib import checks
+from cvae_lib.classroom.grading import grade as grading
+from cvae_lib.classroom.grading import notebooks as notebook_checks
+from cvae_lib.classroom.grading import report as grade_report
+from cvae_lib.classroom.grading import run as submission_run
+from cvae_lib.classroom.grading import sandbox
 
 NOTEBOOKS = sandbox.REPO / "notebooks"
 SOLUTION = NOTEBOOKS / "solutions" / "06_recode_from_scratch.ipynb"

@@ -18,7 +18,9 @@ import pytest
 from test_grading import (RIGHT, SOLUTION, printed_rows, reparameterize_variant,
                           skip_without_sandbox)
 
-from cvae_lib import grading, sandbox, submission_run
+from cvae_lib.classroom.grading import grade as grading
+from cvae_lib.classroom.grading import run as submission_run
+from cvae_lib.classroom.grading import sandbox
 
 # What bwrap prints where unprivileged user namespaces are switched off.
 FAILING_BWRAP = "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"

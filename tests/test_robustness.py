@@ -24,13 +24,15 @@ import pytest
 import torch
 
 from cvae_lib import __main__ as cli
-from cvae_lib import checkpoints, classifier, data, prepare, storage
+from cvae_lib import checkpoints, classifier, data
+from cvae_lib.classroom import prepare
+from cvae_lib.infra import storage
 from cvae_lib.checkpoints import CheckpointError, load_model, load_or_train, save_checkpoint
 from cvae_lib.data import CorruptDataError, DataUnavailableError, check_idx_file, raw_dir
 from cvae_lib.evaluate import dataset_loss, evaluate_model
 from cvae_lib.generation import relabel
 from cvae_lib.models import CVAE
-from cvae_lib.runtime import fast_mode
+from cvae_lib.infra.runtime import fast_mode
 from cvae_lib.training import History, TrainConfig, train
 from cvae_lib.widgets import render
 
@@ -239,7 +241,7 @@ def test_two_processes_train_the_same_config_once(tmp_path):
 KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from cvae_lib.storage import atomic_write
+from cvae_lib.infra.storage import atomic_write
 def slow(f):
     f.write(b"half a checkpoint")
     f.flush()

@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cvae_lib.exercises import student_notebook
-from cvae_lib.slides import (NOTEBOOKS, SLIDE_TYPES, _heading_level, apply_slides, decks,
+from cvae_lib.classroom.exercises import student_notebook
+from cvae_lib.classroom.slides import (NOTEBOOKS, SLIDE_TYPES, _heading_level, apply_slides, decks,
                              is_current, main, slide_types)
 
 md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
@@ -64,7 +64,7 @@ def test_apply_is_idempotent_ignores_old_metadata_and_writes_no_dash():
 def test_deck_metadata_is_current(path: Path):
     notebook = nbformat.read(path, as_version=4)
     assert is_current(notebook), (
-        f"{path.name}: slide metadata is missing or stale; run python -m cvae_lib.slides")
+        f"{path.name}: slide metadata is missing or stale; run python -m cvae_lib slides")
     assert {meta["slide_type"] for meta in stored(notebook) if meta} <= set(SLIDE_TYPES) - {"-"}
 
 

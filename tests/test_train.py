@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import cvae_lib
-from cvae_lib import runtime
+from cvae_lib.infra import runtime
 from cvae_lib.__main__ import main
 from cvae_lib.checkpoints import load_checkpoint, load_model, load_or_train, save_checkpoint
 from cvae_lib.losses import cvae_loss
-from cvae_lib.storage import cache_dir
+from cvae_lib.infra.storage import cache_dir
 from cvae_lib.models import CVAE
 from cvae_lib.training import TINY_MOMENT, History, TrainConfig, flush_tiny_moments, train
 from tests.learned import TRAIN_RECIPE, check
@@ -56,7 +56,8 @@ def test_a_continued_run_starts_from_its_model_and_extends_its_history():
     ({"on_epoch": "print"}, TypeError, "on_epoch must be a function"),
     ({"start": (1, 2)}, TypeError, "start must be \\(model, history\\)"),
     ({"start": "latent_dim"}, ValueError, "latent_dim 4 but the config asks for 16"),
-], ids=["callback without argument", "not a function", "start not a pair", "start of another size"])
+], ids=["callback without argument", "not a function", "start not a pair",
+        "start of another size"])
 def test_bad_callback_or_start_is_refused_before_any_data_is_loaded(monkeypatch, kwargs, error,
                                                                      message):
     """A mistake in train's arguments costs no epoch: it is refused before the data loads."""

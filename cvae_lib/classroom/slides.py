@@ -16,7 +16,7 @@ and idempotent: rerun it after editing a notebook. Per cell, in order:
 "-" is written as no ``slideshow`` metadata at all: RISE and nbconvert read both the same way,
 but jupyterlab-slideshow 0.3.4 hides a cell whose slide_type is the string "-".
 
-Run ``python -m cvae_lib.slides`` to write it, ``--check`` to verify it is present and current.
+Run ``python -m cvae_lib slides`` to write it, ``--check`` to verify it is present and current.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 DECKS = ("01_*.ipynb", "02_*.ipynb", "03_*.ipynb", "04_*.ipynb")
 SLIDE_TYPES = ("slide", "subslide", "fragment", "skip", "notes", "-")
 WIDGET_CALL = re.compile(r"\b\w+_widget\(")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(nbformat.writes(apply_slides(notebook)) + "\n")
             print(f"wrote slide metadata into {path.relative_to(NOTEBOOKS.parent)}")
     if stale:
-        print(f"stale slide metadata: {', '.join(stale)}; run python -m cvae_lib.slides")
+        print(f"stale slide metadata: {', '.join(stale)}; run python -m cvae_lib slides")
         return 1
     return 0
 

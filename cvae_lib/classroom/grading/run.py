@@ -21,8 +21,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from cvae_lib.notebook_checks import Exercise, check_cells
-from cvae_lib.sandbox import Limits, Sandbox, kernel_env, make_workspace, sandboxed_client
+from cvae_lib.classroom.grading.notebooks import Exercise, check_cells
+from cvae_lib.classroom.grading.sandbox import (Limits, Sandbox, kernel_env, make_workspace,
+                                                sandboxed_client)
 
 OK, TODO, TIMED_OUT, MISSING = "OK", "TODO left", "timed out", "check cell missing"
 LABEL_CHARS = 60

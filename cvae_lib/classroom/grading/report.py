@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cvae_lib.notebook_checks import Exercise
-from cvae_lib.submission_run import MISSING, OK, TIMED_OUT, TODO
+from cvae_lib.classroom.grading.notebooks import Exercise
+from cvae_lib.classroom.grading.run import MISSING, OK, TIMED_OUT, TODO
 
 GRADED = "graded"
 

@@ -1,10 +1,10 @@
 """Get a classroom ready: build every cache the course needs, so it runs offline afterwards.
 
 Introduced in the README's instructor section: ``python -m cvae_lib prepare``. It builds the
-MNIST data cache, every course model of ``cvae_lib.course.COURSE_CONFIGS`` and the evaluation
-classifier of ``cvae_lib.classifier``. Whatever is already cached is only found, so a second
-run does nothing. It prepares what the current mode needs: the full course, or tiny models
-when ``CVAE_FAST=1``.
+MNIST data cache, every course model of ``cvae_lib.classroom.course.COURSE_CONFIGS`` and the
+evaluation classifier of ``cvae_lib.classifier``. Whatever is already cached is only found, so
+a second run does nothing. It prepares what the current mode needs: the full course, or tiny
+models when ``CVAE_FAST=1``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cvae_lib import course
+from cvae_lib.classroom import course
 from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
                            data_dir, ensure_dataset, raw_dir)
-from cvae_lib.runtime import fast_mode
-from cvae_lib.storage import cache_dir, check_writable
+from cvae_lib.infra.runtime import fast_mode
+from cvae_lib.infra.storage import cache_dir, check_writable
 
 FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
                 "data/FashionMNIST/raw/, or run `python -m cvae_lib prepare` once online "

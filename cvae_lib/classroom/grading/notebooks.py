@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from cvae_lib.exercises import NOTEBOOKS
+from cvae_lib.classroom.exercises import NOTEBOOKS
 
 SOLUTIONS = NOTEBOOKS / "solutions"
 

@@ -24,7 +24,7 @@ from typing import BinaryIO
 import torch
 from filelock import FileLock, Timeout
 
-from cvae_lib.runtime import env_flag
+from cvae_lib.infra.runtime import env_flag
 
 TEMP_SUFFIX = ".tmp"
 STALE_AFTER = 24 * 3600.0  # older than this, a temp is stale even if its pid was reused
@@ -34,7 +34,7 @@ AT_FDCWD = -100
 
 def cache_dir() -> Path:
     """Folder of cached checkpoints: ``$CVAE_CACHE_DIR`` or ``checkpoints/`` beside the package."""
-    default = Path(__file__).resolve().parents[1] / "checkpoints"
+    default = Path(__file__).resolve().parents[2] / "checkpoints"
     return Path(os.environ.get("CVAE_CACHE_DIR", default))
 
 

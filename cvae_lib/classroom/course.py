@@ -11,8 +11,8 @@ from pathlib import Path
 
 from cvae_lib.checkpoints import load_or_train, save_or_warn
 from cvae_lib.models import CVAE
-from cvae_lib.runtime import fast_mode
-from cvae_lib.storage import cache_dir
+from cvae_lib.infra.runtime import fast_mode
+from cvae_lib.infra.storage import cache_dir
 from cvae_lib.training import History, TrainConfig
 
 FAST_TRAIN_LIMIT = 2048

@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 from traitlets import List, Unicode
 from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 # Starts ipykernel after capping the address space (argv: limit in bytes, then -f FILE).
 LAUNCH = ("import resource, sys\n"
           "limit = int(sys.argv.pop(1))\n"

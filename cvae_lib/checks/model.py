@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lib.check_base import (CheckFailure, LABEL_FORMAT_ERRORS, NUM_CLASSES, NUM_PIXELS,
+from cvae_lib.checks.base import (CheckFailure, LABEL_FORMAT_ERRORS, NUM_CLASSES, NUM_PIXELS,
                                 describe, require, require_callable, seeded)
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import nbformat
 
-from cvae_lib.grade_report import GRADED, Row, html_report, text_report, write_csv
-from cvae_lib.notebook_checks import Exercise, identify, load_exercises
-from cvae_lib.sandbox import Limits, Sandbox, find_sandbox
-from cvae_lib.storage import check_writable
-from cvae_lib.submission_run import LABEL_CHARS, run_submission
+from cvae_lib.classroom.grading.report import GRADED, Row, html_report, text_report, write_csv
+from cvae_lib.classroom.grading.notebooks import Exercise, identify, load_exercises
+from cvae_lib.classroom.grading.sandbox import Limits, Sandbox, find_sandbox
+from cvae_lib.infra.storage import check_writable
+from cvae_lib.classroom.grading.run import LABEL_CHARS, run_submission
 
 NOT_EXERCISE = "not an exercise notebook"
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space

@@ -3,6 +3,12 @@
 Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). ``MISTAKES`` lists the short
 label of every mistake; ``CheckFailure`` is the ``AssertionError`` a check raises, with that
 label for grading tools and advice for the student as its message.
+
+Any correct convention passes: ``forward`` taking integer labels or one-hot rows, layers as
+separate ``nn.Linear``s or in ``nn.Sequential``, ``reparameterize`` as a method or a function,
+the BCE from ``F.binary_cross_entropy`` or by hand, the KL in closed form or from
+``torch.distributions``. The checks run under a fixed seed and leave the caller's random state
+as it was.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ NUM_PIXELS = 784
 NUM_CLASSES = 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
 LOSS_SHAPES = ((3, 4), (1, 2), (2, 7))  # (batch, latent_dim) of check_cvae_loss's probes
+LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances both probes draw from
 
 # Short label of every mistake the checks can name, by key (CheckFailure.key).
 MISTAKES: dict[str, str] = {
