@@ -116,7 +116,8 @@ def decks(folder: Path = NOTEBOOKS) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write (or with --check, verify) the slide metadata of notebooks 01-04; return exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cvae_lib slides",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only verify it is current")
     args = parser.parse_args(argv)
     stale = []
