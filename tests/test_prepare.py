@@ -90,14 +90,6 @@ def test_the_main_job_seeds_the_course_cache_so_prepare_trains_the_default_once(
     assert _statuses(prepare(models=["cvae"], progress=False))["model cvae"] == "cached"
 
 
-def test_a_main_job_of_another_config_leaves_the_course_cache_alone(tmp_path, monkeypatch,
-                                                                     capsys) -> None:
-    monkeypatch.setenv("CVAE_CACHE_DIR", str(tmp_path / "cache"))
-    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "o")]) == 0
-    assert "cached as" not in capsys.readouterr().out
-    assert not list(cache_dir().glob("mnist-cvae-*.pt"))
-
-
 def _no_training(*args: object, **kwargs: object) -> None:
     """Stands in for ``train`` where a test shows that nothing is trained."""
     raise AssertionError("the cached default model was trained again")

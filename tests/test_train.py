@@ -225,7 +225,10 @@ def test_main_job_writes_five_files(tmp_path, capsys):
     assert 0 <= evaluation["conditional_accuracy"] <= 1 and evaluation["diversity_ratio"] > 0
     assert set(evaluation["conditional_accuracy_per_label"]) == {str(d) for d in range(10)}
     assert isinstance(cvae_lib.load_model(out / "model.pt"), cvae_lib.CVAE)
-    assert metrics["config"]["train_limit"] == 2048 and "FAST mode" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert metrics["config"]["train_limit"] == 2048 and "FAST mode" in printed
+    # One epoch is not the course's default recipe: the course cache is left alone.
+    assert "cached as" not in printed and not list(cache_dir().glob("mnist-cvae-*.pt"))
 
 
 def test_main_job_rejects_bad_options(tmp_path, capsys):
