@@ -45,7 +45,7 @@ storage, runtime = MODULES["infra.storage"], MODULES["infra.runtime"]
 check_base = MODULES["checks.base"]
 course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
-grading = MODULES["classroom.grading.grade"]
+grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -71,6 +71,9 @@ NO_INPUT = {
     "classroom.grading.grade.default_jobs",  # takes no argument; --jobs is checked by grading.main
     # names what is wrong instead of raising; tests/test_grading.py
     "classroom.grading.grade.option_problem",
+    # The book's build steps take only the --fast and --solutions switches.
+    "classroom.book.lesson_sources", "classroom.book.stage_lessons", "classroom.book.output_root",
+    "classroom.book.build_env", "classroom.book.html_dir", "classroom.book.build",
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -87,6 +90,9 @@ INSIDE = {
     # Helpers the three checks share, called with the checks' own values.
     "checks.base.describe", "checks.base.require", "checks.base.require_callable",
     "checks.base.seeded",
+    # Sphinx's hooks of the book's extension, called by Sphinx with its own objects.
+    "classroom.book.setup", "classroom.book.copy_mathjax", "classroom.book.widget_pictures",
+    "classroom.book.short_tracebacks",
     "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
     # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
     # folder, the exercise and the limits, then calls these with checked values.
@@ -284,6 +290,7 @@ BAD_CALLS = [
     case("classroom.exercises.solution_lines", lambda: exercises.solution_lines({"cells": 3}),
          TypeError),
     case("classroom.exercises.render", lambda: exercises.render(NOWHERE / "x.ipynb"), ValueError),
+    case("classroom.book.main", lambda: book.main(["--no-such-flag"]), SystemExit),
     case("classroom.exercises.main", lambda: exercises.main(["--no-such-flag"]), SystemExit),
     case("classroom.prepare.preparation_steps",
          lambda: prepare.preparation_steps(["nope"]), ValueError),
