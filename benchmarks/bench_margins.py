@@ -13,7 +13,6 @@ least the difference seen between CPU kinds (``CPU_GAP``). This prints figures, 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -23,9 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 from unittest import mock
 
-import numpy as np
 import torch
-from PIL import Image
 from _common import machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' recipes, below
@@ -39,9 +36,9 @@ from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,
                                label_leakage, posterior_params)
 from cvae_lib.infra.runtime import seed_everything  # noqa: E402
 from cvae_lib.training import TrainConfig, train  # noqa: E402
-from cvae_lib.widgets import render  # noqa: E402
 from tests.learned import (BOUNDS, CLASSIFIER_RECIPE, COLLAPSE_BETA, CPU_GAP,  # noqa: E402
-                           EVAL_IMAGES, EVAL_RECIPE, TRAIN_RECIPE, WIDGET_RECIPE, blinded)
+                           EVAL_IMAGES, EVAL_RECIPE, TRAIN_RECIPE, WIDGET_RECIPE, blinded,
+                           label_difference)
 
 Figures = dict[str, float]
 
@@ -100,17 +97,9 @@ def training_figures(seed: int) -> Figures:
     history = train(TrainConfig(**TRAIN_RECIPE, seed=seed), progress=False)[1]
     widget_model = train(TrainConfig(**WIDGET_RECIPE, seed=seed), progress=False)[0]
     z = torch.randn(widget_model.latent_dim, generator=torch.Generator().manual_seed(seed + 1))
-    images = [render_pixels(widget_model, label, z) for label in range(10)]
     return {"train_first_loss": history.test_total[0],
             "train_loss_drop": history.test_total[0] - history.test_total[-1],
-            "widget_label_difference": min((images[label] - images[0]).abs().mean().item()
-                                           for label in range(1, 10))}
-
-
-def render_pixels(model: torch.nn.Module, label: int, z: torch.Tensor) -> torch.Tensor:
-    """The pixels of the widget's PNG, 0-255, as tests/test_widgets.py reads them."""
-    return torch.from_numpy(np.asarray(Image.open(io.BytesIO(render(model, label, z))),
-                                       dtype=np.float32))
+            "widget_label_difference": label_difference(widget_model, z)}
 
 
 def job_figures(seed: int) -> Figures:

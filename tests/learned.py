@@ -10,9 +10,12 @@ worst figure clears each threshold. ``tests/MARGINS.md`` holds that table.
 from __future__ import annotations
 
 import copy
+import io
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from PIL import Image
 
 # The short CVAE training of tests/test_evaluate.py; COLLAPSE_BETA makes its posterior collapse.
 EVAL_RECIPE = dict(num_epochs=4, train_limit=4096, batch_size=64, lr=2e-3, schedule="constant",
@@ -93,3 +96,11 @@ def blinded(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
         label_only.encoder[0].weight[:, :784] = 0
         blind.encoder[0].weight.zero_()
     return label_only, blind
+
+
+def label_difference(model: torch.nn.Module, z: torch.Tensor) -> float:
+    """Smallest mean change of the widget's PNG pixels (0-255) from label 0 to another label."""
+    from cvae_lib.widgets import render  # imported when used: this module loads with the tests
+    images = [torch.from_numpy(np.asarray(Image.open(io.BytesIO(render(model, label, z))),
+                                          dtype=np.float32)) for label in range(10)]
+    return min((image - images[0]).abs().mean().item() for image in images[1:])
