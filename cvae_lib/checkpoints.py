@@ -108,6 +108,11 @@ def save_or_warn(path: Path, model: CVAE, config: TrainConfig, history: History)
         return False
 
 
+def cache_path(config: TrainConfig) -> Path:
+    """The file that caches the model of ``config``."""
+    return cache_dir() / f"{config.key()}.pt"
+
+
 def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
                   progress: bool = True, on_epoch: Callable[[History], None] | None = None,
                   start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
@@ -117,7 +122,7 @@ def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | No
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
-    path = cache_dir() / f"{config.key()}.pt"
+    path = cache_path(config)
     try:
         check_writable(path.parent)
     except OSError as err:

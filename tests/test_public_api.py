@@ -85,6 +85,7 @@ INSIDE = {
     "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
     "infra.runtime.seed_everything",
     # the main job's own trained model, config and history
+    "checkpoints.cache_path",  # a TrainConfig, checked when it was made
     "classroom.course.cache_if_course_model",
     "validate.model_device", "validate.label_classes",  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.

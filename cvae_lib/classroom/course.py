@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from cvae_lib.checkpoints import load_or_train, save_or_warn
+from cvae_lib.checkpoints import cache_path, load_or_train, save_or_warn
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import fast_mode
-from cvae_lib.infra.storage import cache_dir
 from cvae_lib.training import History, TrainConfig
 
 FAST_TRAIN_LIMIT = 2048
@@ -77,7 +76,7 @@ def cache_if_course_model(model: CVAE, config: TrainConfig, history: History
     load it instead of training the same 50 epochs again. Returns the name and file written.
     """
     name = next((name for name in COURSE_CONFIGS if course_config(name) == config), None)
-    path = cache_dir() / f"{config.key()}.pt"
+    path = cache_path(config)
     if name is None or history.interrupted or path.is_file():
         return None
     return (name, path) if save_or_warn(path, model, config, history) else None

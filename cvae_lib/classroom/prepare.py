@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from cvae_lib.classroom import course
+from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
                            data_dir, ensure_dataset, raw_dir)
@@ -79,7 +80,7 @@ def _model_step(name: str) -> Callable[[], str]:
             if config.dataset == "fashion-mnist":
                 raise DataUnavailableError(FASHION_HELP) from err
             raise
-        path = cache_dir() / f"{config.key()}.pt"
+        path = cache_path(config)
         # Show the epochs of a model being trained; stay quiet about cached ones.
         course.course_model(name, progress=not path.is_file())
         return path.name
