@@ -32,7 +32,8 @@ from cvae_lib import classifier as classifier_module  # noqa: E402
 from cvae_lib.__main__ import main as cli  # noqa: E402
 from cvae_lib.data import load_mnist  # noqa: E402
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,  # noqa: E402
-                               diversity_ratio, importance_weighted_bound, kl_per_dimension,
+                               diversity_ratio, feature_diversity,
+                               importance_weighted_bound, kl_per_dimension,
                                label_leakage, posterior_params)
 from cvae_lib.infra.runtime import seed_everything  # noqa: E402
 from cvae_lib.training import TrainConfig, train  # noqa: E402
@@ -88,8 +89,10 @@ def classifier_figures(seed: int, bf16: bool, trained: torch.nn.Module,
     untrained = conditional_accuracy(TrainConfig().build_model(), judge, n_per_class=50,
                                      seed=seed)["overall"]
     accuracy = conditional_accuracy(trained, judge, n_per_class=50, seed=seed)["overall"]
+    variety = feature_diversity(trained, judge, *test_images, n_per_class=30, seed=seed)
     return {"classifier_accuracy": classifier_module.classifier_accuracy(judge, *test_images),
-            "untrained_accuracy": untrained, "conditional_gain": accuracy - untrained}
+            "untrained_accuracy": untrained, "conditional_gain": accuracy - untrained,
+            "feature_diversity": variety["overall"]}
 
 
 def training_figures(seed: int) -> Figures:

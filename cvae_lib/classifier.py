@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -44,7 +45,11 @@ class DigitClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (batch, 10) for images of shape (batch, 784) or (batch, 1, 28, 28)."""
-        return self.head(self.features(as_images(x).reshape(-1, 1, 28, 28)))
+        return self.head[-1](self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The 128 features the last layer reads the digit from: (batch, 128), all >= 0."""
+        return self.head[:-1](self.features(as_images(x).reshape(-1, 1, 28, 28)))
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -90,20 +95,39 @@ def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = Non
     return model.eval()
 
 
-@torch.no_grad()
-def predict(classifier: DigitClassifier, x: torch.Tensor, batch_size: int = BATCH_SIZE
-            ) -> torch.Tensor:
-    """The digit the classifier sees in each image: int64 tensor (batch,) on the CPU."""
+def _check_classifier(classifier: DigitClassifier) -> DigitClassifier:
+    """Raise a TypeError unless ``classifier`` is the project's classifier."""
     if not isinstance(classifier, DigitClassifier):
         raise TypeError(f"classifier must be a DigitClassifier (from load_or_train_classifier()),"
                         f" not {type(classifier).__name__}")
+    return classifier
+
+
+@torch.no_grad()
+def _in_batches(classifier: DigitClassifier, x: torch.Tensor,
+                step: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:
+    """``step`` (a reading of ``classifier``) of ``x`` in batches, in eval mode, on the CPU."""
     was_training = classifier.training
     classifier.eval()
     device = next(classifier.parameters()).device
-    out = [classifier(x[start:start + batch_size].to(device)).argmax(1).cpu()
+    out = [step(x[start:start + batch_size].to(device)).float().cpu()
            for start in range(0, len(x), batch_size)]
     classifier.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def predict(classifier: DigitClassifier, x: torch.Tensor, batch_size: int = BATCH_SIZE
+            ) -> torch.Tensor:
+    """The digit the classifier sees in each image: int64 tensor (batch,) on the CPU."""
+    classifier = _check_classifier(classifier)
+    return _in_batches(classifier, x, lambda b: classifier(b).argmax(1), batch_size).long()
+
+
+def features(classifier: DigitClassifier, x: torch.Tensor, batch_size: int = BATCH_SIZE
+             ) -> torch.Tensor:
+    """The classifier's penultimate features of each image: float tensor (batch, 128)."""
+    classifier = _check_classifier(classifier)
+    return _in_batches(classifier, x, classifier.embed, batch_size).reshape(-1, 128)
 
 
 def classifier_accuracy(classifier: DigitClassifier, x: torch.Tensor,

@@ -7,11 +7,13 @@ nats per image, summed over pixels and latent dimensions, averaged over images.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.classifier import DigitClassifier, load_or_train_classifier, predict
+from cvae_lib.classifier import (DigitClassifier, features, load_or_train_classifier,
+                                 predict)
 from cvae_lib.data import check_dataset, load_dataset
 from cvae_lib.generation import samples_per_class
 from cvae_lib.losses import kl_divergence, reconstruction_loss
@@ -26,8 +28,7 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                  seed: int = 0) -> dict[str, float]:
     """Negative ELBO of a dataset in nats per image: ``{"total", "recon", "kl"}``.
 
-    z is drawn with its own fixed seed, so the figure is repeatable and the caller's random
-    stream is left untouched.
+    z is drawn with its own fixed seed: the figure repeats, the caller's random stream is kept.
     """
     x, labels = _check_data(model, x, labels)
     batch_size = positive_int(batch_size, "batch_size")
@@ -120,11 +121,9 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
 
     The importance-weighted bound of Burda et al. (2016) with ``k`` samples of q(z | x, y):
     log p(x | y) >= E[log (1/k) sum_i p(x | z_i, y) p(z_i) / q(z_i | x, y)]. With k = 1 it is
-    the ELBO; it tightens as k grows, so the figure returned is <= the test loss. ``batch_size``
-    images are done at a time (default: about 20,000 decoded images per step).
+    the ELBO; it tightens as k grows, so it is <= the test loss. ``batch_size``: images a step.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer number of samples, not {k!r}")
+    k = positive_int(k, "k")
     x, labels = _check_data(model, x, labels)
     batch_size = max(1, 20_000 // k) if batch_size is None else positive_int(batch_size,
                                                                             "batch_size")
@@ -162,8 +161,7 @@ def _check_digit_model(model: CVAE, n_per_class: int) -> None:
         raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
     if not is_digit_model(model):
         raise ValueError(f"this needs a CVAE conditioned on the digit alone; this model has "
-                         f"num_classes={model.num_classes} and extra_classes="
-                         f"{model.extra_classes}")
+                         f"num_classes={model.num_classes}, extra_classes={model.extra_classes}")
     if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 2:
         raise ValueError(f"n_per_class must be an integer >= 2, not {n_per_class!r}")
 
@@ -187,31 +185,45 @@ def spread(images: torch.Tensor) -> float:
     """Mean Euclidean distance between two different images of the set, in pixel space."""
     if len(images) < 2:
         raise ValueError("spread needs at least two images")
-    distances = torch.cdist(images.float(), images.float())
-    return (distances.sum() / (len(images) * (len(images) - 1))).item()
+    images = images.float()
+    return (torch.cdist(images, images).sum() / (len(images) * (len(images) - 1))).item()
+
+
+def _spread_ratios(model: CVAE, x: torch.Tensor, labels: torch.Tensor, n_per_class: int,
+                   seed: int, space: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+    """Per digit: ``spread`` of samples over that of real images, both mapped by ``space``."""
+    x, labels = _check_data(model, x, labels)
+    _check_digit_model(model, n_per_class)
+    real = [x[labels == digit][:n_per_class] for digit in range(10)]
+    if min(map(len, real)) < 2:
+        raise ValueError(f"x holds {[len(r) for r in real]} images of the digits 0-9; diversity"
+                         f" needs at least two real images of every digit")
+    real_spread = [spread(space(images)) for images in real]  # a bad ``space`` fails here
+    fake = samples_per_class(model, n_per_class, seed=seed).cpu().split(n_per_class)
+    per_label = {d: spread(space(fake[d])) / real_spread[d] for d in range(10)}
+    return {"overall": sum(per_label.values()) / 10, "per_label": per_label}
 
 
 def diversity_ratio(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                     n_per_class: int = 100, seed: int = 0) -> dict:
     """Within-class variety of samples from the prior relative to real images of that class.
 
-    For each digit: ``spread`` (mean pairwise pixel distance) of ``n_per_class`` samples
-    divided by the spread of ``n_per_class`` real images of that digit from ``x``. 0 means one
-    image drawn over and over. Samples are pixel means, smoother than real strokes, so even
-    a good model stays below 1. Returns ``{"overall": mean ratio, "per_label": {...}}``.
+    Per digit, ``spread`` of ``n_per_class`` samples over that of as many real ones from ``x``;
+    0 is one image over and over. Samples are pixel means, smoother than real strokes, so even a
+    good model stays below 1. Returns ``{"overall": mean ratio, "per_label": {...}}``.
     """
-    x, labels = _check_data(model, x, labels)
-    _check_digit_model(model, n_per_class)
-    images = samples_per_class(model, n_per_class, seed=seed).cpu()
-    per_label = {}
-    for digit in range(10):
-        real = x[labels == digit][:n_per_class]
-        if len(real) < 2:
-            raise ValueError(f"x holds {len(real)} image(s) of digit {digit}; diversity needs "
-                             f"at least two real images of every digit")
-        fake = images[digit * n_per_class:(digit + 1) * n_per_class]
-        per_label[digit] = spread(fake) / spread(real)
-    return {"overall": sum(per_label.values()) / 10, "per_label": per_label}
+    return _spread_ratios(model, x, labels, n_per_class, seed, space=lambda images: images)
+
+
+def feature_diversity(model: CVAE, classifier: DigitClassifier, x: torch.Tensor,
+                      labels: torch.Tensor, n_per_class: int = 100, seed: int = 0) -> dict:
+    """``diversity_ratio`` in the classifier's feature space (``features``) instead of pixels.
+
+    Two samples count as different when they differ in what a reader of digits notices
+    (slant, loops, stroke shapes), not merely in where their pixels lie: a second opinion.
+    """
+    return _spread_ratios(model, x, labels, n_per_class, seed,
+                          space=lambda images: features(classifier, images))
 
 
 def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
@@ -274,7 +286,7 @@ def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
               "kl_per_dim": [round(v, 4) for v in kl.tolist()],
               "label_leakage": label_leakage(model, x, labels),
               "conditional_accuracy": None, "conditional_accuracy_per_label": None,
-              "diversity_ratio": None, "samples_per_class": n_per_class}
+              "diversity_ratio": None, "feature_diversity": None, "samples_per_class": n_per_class}
     if is_digit_model(model):
         diversity = diversity_ratio(model, x, labels, n_per_class=n_per_class)
         result["diversity_ratio"] = diversity["overall"]
@@ -283,4 +295,6 @@ def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
             accuracy = conditional_accuracy(model, classifier, n_per_class=n_per_class)
             result["conditional_accuracy"] = accuracy["overall"]
             result["conditional_accuracy_per_label"] = accuracy["per_label"]
+            result["feature_diversity"] = feature_diversity(
+                model, classifier, x, labels, n_per_class=n_per_class)["overall"]
     return result

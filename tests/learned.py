@@ -67,6 +67,7 @@ BOUNDS: dict[str, Bound] = {
     "conditional_gain": Bound("conditional accuracy of the short CVAE minus the untrained",
                               low=0.1),
     "diversity_ratio": Bound("diversity ratio of the short CVAE", low=0.05, high=1.5),
+    "feature_diversity": Bound("feature-space diversity of the short CVAE", low=0.05, high=1.5),
     "leakage_label_only": Bound("label leakage when mu reads the label alone", low=0.95),
     "leakage_blind": Bound("label leakage when mu is the same for every image", high=0.2),
     "leakage_vae": Bound("label leakage of the unconditional VAE", low=0.3),

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from cvae_lib import classifier as classifier_module
-from cvae_lib.classifier import (DigitClassifier, classifier_accuracy, load_or_train_classifier,
-                                 train_classifier)
+from cvae_lib.classifier import (DigitClassifier, classifier_accuracy, features,
+                                 load_or_train_classifier, predict, train_classifier)
 from cvae_lib.data import load_mnist
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss, diversity_ratio,
-                               evaluate_model, importance_weighted_bound, kl_per_dimension,
-                               label_leakage, posterior_params, spread)
+                               evaluate_model, feature_diversity, importance_weighted_bound,
+                               kl_per_dimension, label_leakage, posterior_params, spread)
 from cvae_lib.infra.storage import cache_dir
 from cvae_lib.training import TrainConfig, train
 from tests.learned import (CLASSIFIER_RECIPE, COLLAPSE_BETA, EVAL_IMAGES, EVAL_RECIPE, blinded,
@@ -136,6 +136,35 @@ def test_diversity_is_zero_for_one_repeated_image_and_positive_for_samples(train
         diversity_ratio(trained, test_images[0][:5], test_images[1][:5])
 
 
+def test_features_are_what_the_classifier_reads_its_digit_from(classifier, test_images):
+    x = test_images[0][:300]
+    read = features(classifier, x, batch_size=64)
+    assert read.shape == (300, 128) and (read >= 0).all()  # after the penultimate ReLU
+    assert torch.equal(classifier.head[-1](read).argmax(1), predict(classifier, x))
+
+
+def ignoring_z(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose decoder reads the label only: one image per digit."""
+    copy = TrainConfig().build_model()
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        copy.decoder[0].weight[:, :copy.latent_dim] = 0
+    return copy.eval()
+
+
+def test_both_diversities_are_zero_when_samples_ignore_z(trained, classifier, test_images):
+    same = ignoring_z(trained)
+    assert diversity_ratio(same, *test_images, n_per_class=20)["overall"] == pytest.approx(0,
+                                                                                      abs=1e-4)
+    assert feature_diversity(same, classifier, *test_images,
+                             n_per_class=20)["overall"] == pytest.approx(0, abs=1e-4)
+    result = feature_diversity(trained, classifier, *test_images, n_per_class=30)
+    check("feature_diversity", result["overall"])
+    assert len(result["per_label"]) == 10
+    with pytest.raises(TypeError, match="DigitClassifier"):
+        feature_diversity(trained, torch.nn.Linear(784, 10), *test_images)
+
+
 def test_label_leakage_sees_what_mu_holds(trained, vae, test_images):
     label_only, blind = blinded(trained)
     check("leakage_label_only", label_leakage(label_only, *test_images))
@@ -159,5 +188,7 @@ def test_evaluate_model_gathers_every_figure(trained, classifier):
     assert metrics["eval_images"] == 200 and len(metrics["kl_per_dim"]) == 16
     assert 0 <= metrics["active_units"] <= 16 and 0 <= metrics["label_leakage"] <= 1
     assert 0 < metrics["conditional_accuracy"] <= 1 and metrics["diversity_ratio"] > 0
+    assert metrics["feature_diversity"] == feature_diversity(
+        trained, classifier, *load_mnist(train=False, limit=200), n_per_class=20)["overall"]
     elbo = dataset_loss(trained, *load_mnist(train=False, limit=200))["total"]
     check("evaluation_iwae_gain", elbo - metrics["iwae_nll"])

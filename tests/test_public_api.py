@@ -221,6 +221,8 @@ BAD_CALLS = [
     case("evaluate.spread", lambda: evaluate.spread(torch.zeros(1, 784)), ValueError),
     case("evaluate.diversity_ratio", lambda: evaluate.diversity_ratio("model", X, LABELS),
          TypeError),
+    case("evaluate.feature_diversity", lambda: evaluate.feature_diversity(
+        MODEL, classifier.DigitClassifier(), X, LABELS, n_per_class=1), ValueError),
     case("evaluate.label_leakage", lambda: evaluate.label_leakage("model", X, LABELS),
          TypeError),
     case("evaluate.evaluate_model", lambda: evaluate.evaluate_model(MODEL, num_images=True),
@@ -231,6 +233,8 @@ BAD_CALLS = [
     case("classifier.train_classifier", lambda: classifier.train_classifier(num_epochs=0),
          ValueError),
     case("classifier.predict", lambda: classifier.predict("classifier.pt", X), TypeError),
+    case("classifier.features", lambda: classifier.features(torch.nn.Linear(784, 10), X),
+         TypeError),
     case("classifier.classifier_accuracy", lambda: classifier.classifier_accuracy(
         classifier.DigitClassifier(), X, LABELS[:2]), ValueError),
     case("generation.sample_z", lambda: generation.sample_z(MODEL, 2, temperature="hot"),
