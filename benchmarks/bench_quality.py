@@ -3,10 +3,11 @@
 Run: ``.venv/bin/python benchmarks/bench_quality.py`` (about 20 minutes on a quiet 2-core
 machine: 3 seeds of each recipe, most of it the spec's 3 x 50 epochs). Each recipe is trained
 once per seed (``--seeds``, default 3). Per run it records the training seconds until the test
-loss first reaches 95.1 nats (test loss measured after every epoch; evaluation is not timed),
-the final test loss, and three judgements of 1,000 samples per digit drawn from z ~ N(0, I):
-the conditional accuracy read by the project's classifier, the pixel-space diversity
-(``cvae_lib.evaluate.diversity_ratio``) and the feature-space diversity
+loss first reaches 95.1 nats (test loss measured after every epoch; evaluation is not timed;
+a spec seed still above 95.1 after its 50 epochs trains on until it gets there, so its time is
+measured, not bounded), the final test loss, and three judgements of 1,000 samples per digit
+drawn from z ~ N(0, I): the conditional accuracy read by the project's classifier, the
+pixel-space diversity (``cvae_lib.evaluate.diversity_ratio``) and the feature-space diversity
 (``cvae_lib.evaluate.feature_diversity``, the classifier's penultimate layer), both relative
 to real test digits.
 
@@ -71,16 +72,26 @@ def run_ours(config: TrainConfig, classifier: DigitClassifier, n_per_class: int)
     return judge(model, history.test_total, history.seconds, classifier, n_per_class)
 
 
-def run_spec(seed: int, num_epochs: int, classifier: DigitClassifier, n_per_class: int) -> dict:
-    """Train the spec's recipe, measuring the test loss after every epoch, and judge it."""
+def run_spec(seed: int, num_epochs: int, max_epochs: int, classifier: DigitClassifier,
+             n_per_class: int) -> dict:
+    """Train the spec's recipe, judge it after ``num_epochs``, time it to 95.1 nats.
+
+    A seed that has not reached 95.1 nats by ``num_epochs`` trains on, up to ``max_epochs``,
+    so that its seconds to the target are measured instead of bounded from below; the judged
+    figures stay those of the ``num_epochs`` model.
+    """
     test_x, test_labels = load_mnist(train=False)
     spec = SpecRecipe(seed=seed)
-    losses, seconds, elapsed = [], [], 0.0
-    for _ in range(num_epochs):
+    losses, seconds, elapsed, figures = [], [], 0.0, {}
+    while len(losses) < max_epochs and not (figures and seconds_to_target(losses, seconds)):
         elapsed += spec.epoch()
         losses.append(dataset_loss(spec.as_course_model(), test_x, test_labels)["total"])
         seconds.append(elapsed)
-    return judge(spec.as_course_model(), losses, seconds, classifier, n_per_class)
+        if len(losses) == num_epochs:
+            figures = judge(spec.as_course_model(), losses, seconds, classifier, n_per_class)
+    return {**figures, "seconds_to_target": seconds_to_target(losses, seconds),
+            "epochs_to_target": next((i + 1 for i, loss in enumerate(losses)
+                                      if loss <= LOSS_TARGET), None)}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -154,6 +165,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="runs per recipe (>= 2)")
     parser.add_argument("--spec-epochs", type=int, default=SPEC_EPOCHS)
+    parser.add_argument("--spec-max-epochs", type=int, default=2 * SPEC_EPOCHS,
+                        help="the spec trains on to here if 95.1 nats is not yet reached")
     parser.add_argument("--samples-per-class", type=int, default=1000)
     parser.add_argument("--skip-spec", action="store_true", help="judge only our recipe")
     parser.add_argument("--betas", help="comma-separated KL weights of our recipe to compare")
@@ -161,9 +174,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="override the default recipe's batch")
     parser.add_argument("--lr", type=float, help="override the default recipe's peak lr")
     args = parser.parse_args()
-    if args.seeds < 2 or args.spec_epochs < 1 or args.samples_per_class < 2:
-        parser.error("--seeds must be >= 2 (noise needs two runs), --spec-epochs >= 1 and "
-                     "--samples-per-class >= 2")
+    if (args.seeds < 2 or args.spec_epochs < 1 or args.samples_per_class < 2
+            or args.spec_max_epochs < args.spec_epochs):
+        parser.error("--seeds must be >= 2 (noise needs two runs), --spec-epochs >= 1, "
+                     "--spec-max-epochs >= --spec-epochs and --samples-per-class >= 2")
     try:
         args.betas = [float(b) for b in args.betas.split(",")] if args.betas else [None]
         overrides = {name: value for name, value in (
@@ -200,9 +214,10 @@ def main() -> None:
             dataclasses.replace(config, seed=config.seed + seed), classifier,
             args.samples_per_class))
     if not args.skip_spec:
-        print(f"spec recipe: batch 128, Adam 1e-3, {args.spec_epochs} epochs", flush=True)
+        print(f"spec recipe: batch 128, Adam 1e-3, judged after {args.spec_epochs} epochs, "
+              f"timed to 95.1 nats (up to {args.spec_max_epochs} epochs)", flush=True)
         results["spec recipe"] = over_seeds(args.seeds, lambda seed: run_spec(
-            seed, args.spec_epochs, classifier, args.samples_per_class))
+            seed, args.spec_epochs, args.spec_max_epochs, classifier, args.samples_per_class))
     print(f"\nmachine: {machine()}")
     print_frontier(results)
     for label in args.configs:
