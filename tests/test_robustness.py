@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -287,8 +286,8 @@ def _small_mnist(root: Path, images: int = 10, labels: int = 10) -> Path:
     folder = raw_dir(root)
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for train in (True, False):
-        image_file, label_file = data.FILES[train]
+    for is_train in (True, False):
+        image_file, label_file = data.FILES[is_train]
         pixels = rng.integers(0, 256, (images, 28, 28), dtype=np.uint8)
         (folder / image_file).write_bytes(data._idx_bytes(pixels))
         (folder / label_file).write_bytes(data._idx_bytes(np.arange(labels, dtype=np.uint8)))
