@@ -89,9 +89,9 @@ def run_spec(seed: int, num_epochs: int, max_epochs: int, classifier: DigitClass
         seconds.append(elapsed)
         if len(losses) == num_epochs:
             figures = judge(spec.as_course_model(), losses, seconds, classifier, n_per_class)
-    return {**figures, "seconds_to_target": seconds_to_target(losses, seconds),
-            "epochs_to_target": next((i + 1 for i, loss in enumerate(losses)
-                                      if loss <= LOSS_TARGET), None)}
+    reached = seconds_to_target(losses, seconds)
+    return {**figures, "seconds_to_target": reached,
+            "epochs_to_target": seconds.index(reached) + 1 if reached else None}
 
 
 def summarise(runs: list[dict]) -> dict:
