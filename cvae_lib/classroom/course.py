@@ -12,6 +12,7 @@ from pathlib import Path
 from cvae_lib.checkpoints import cache_path, load_or_train, save_or_warn
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import fast_mode
+from cvae_lib.infra.storage import find_cached
 from cvae_lib.training import History, TrainConfig
 
 FAST_TRAIN_LIMIT = 2048
@@ -77,6 +78,6 @@ def cache_if_course_model(model: CVAE, config: TrainConfig, history: History
     """
     name = next((name for name in COURSE_CONFIGS if course_config(name) == config), None)
     path = cache_path(config)
-    if name is None or history.interrupted or path.is_file():
+    if name is None or history.interrupted or find_cached(path).is_file():
         return None
     return (name, path) if save_or_warn(path, model, config, history) else None

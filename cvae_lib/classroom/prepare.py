@@ -23,7 +23,7 @@ from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
                            data_dir, ensure_dataset, raw_dir)
 from cvae_lib.infra.runtime import fast_mode
-from cvae_lib.infra.storage import cache_dir, check_writable
+from cvae_lib.infra.storage import cache_dir, check_writable, find_cached
 
 FASHION_HELP = ("Fashion-MNIST has no offline copy: put its four IDX files in "
                 "data/FashionMNIST/raw/, or run `python -m cvae_lib prepare` once online "
@@ -82,7 +82,7 @@ def _model_step(name: str) -> Callable[[], str]:
             raise
         path = cache_path(config)
         # Show the epochs of a model being trained; stay quiet about cached ones.
-        course.course_model(name, progress=not path.is_file())
+        course.course_model(name, progress=not find_cached(path).is_file())
         return path.name
     return work
 

@@ -1,5 +1,8 @@
 """Files that must never be half-written: one atomic writer, the cache folder and its lock.
 
+On a class server the prepared models sit in one read-only cache that every student reads
+(``$CVAE_SHARED_CACHE_DIR``); what a student trains goes to their own ``$CVAE_CACHE_DIR``.
+
 Introduced in 03_training. A write goes to a temporary file beside the target, is flushed to
 disk (fsync), and only then renamed over the target: a crash or Ctrl-C leaves the old file
 or the new one, never a mix. A whole folder of outputs is built beside its target and then
@@ -36,6 +39,20 @@ def cache_dir() -> Path:
     """Folder of cached checkpoints: ``$CVAE_CACHE_DIR`` or ``checkpoints/`` beside the package."""
     default = Path(__file__).resolve().parents[2] / "checkpoints"
     return Path(os.environ.get("CVAE_CACHE_DIR", default))
+
+
+def shared_cache_dir() -> Path | None:
+    """A cache prepared once for a whole class and read-only (``$CVAE_SHARED_CACHE_DIR``)."""
+    folder = os.environ.get("CVAE_SHARED_CACHE_DIR")
+    return Path(folder) if folder else None
+
+
+def find_cached(path: Path) -> Path:
+    """``path`` if it is there; else the shared cache's file of that name, if it has one."""
+    path, shared = Path(path), shared_cache_dir()
+    if shared is None or path.is_file() or not (shared / path.name).is_file():
+        return path
+    return shared / path.name
 
 
 def _temp_prefix(path: Path) -> str:
@@ -179,8 +196,13 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
 
 
 def _registry() -> Path:
-    """Folder where each running training holds a lock file, so trainings can count each other."""
-    return Path(tempfile.gettempdir()) / f"cvae_lib-trainings-{getpass.getuser()}"
+    """Folder where each running training holds a lock file, so trainings can count each other.
+
+    One per user, unless ``$CVAE_TRAININGS_DIR`` names a folder every user shares (a class
+    server sets it: then students training at once share the cores fairly too).
+    """
+    shared = os.environ.get("CVAE_TRAININGS_DIR")
+    return Path(shared or Path(tempfile.gettempdir()) / f"cvae_lib-trainings-{getpass.getuser()}")
 
 
 class FairShare:
@@ -197,7 +219,7 @@ class FairShare:
         self.cores = max(self.threads, os.cpu_count() or 1)
         _registry().mkdir(exist_ok=True)
         self._path = _registry() / f"{os.getpid()}.lock"
-        self._lock = FileLock(self._path)
+        self._lock = FileLock(self._path, mode=0o666)  # other users' trainings probe it
         self._lock.acquire()
         self.adjust()
 
@@ -208,14 +230,17 @@ class FairShare:
             if path == self._path:
                 count += 1
                 continue
-            probe = FileLock(path)
+            probe = FileLock(path, mode=0o666)
             try:
                 probe.acquire(timeout=0)
             except Timeout:
                 count += 1  # held: that training is alive
+            except PermissionError:
+                continue  # another user's file it cannot open: not a lock FairShare wrote
             else:
                 probe.release()
-                path.unlink(missing_ok=True)  # its owner has exited
+                with contextlib.suppress(OSError):  # another user's, in a sticky folder
+                    path.unlink(missing_ok=True)  # its owner has exited
         return count
 
     def adjust(self) -> None:
