@@ -94,7 +94,7 @@ class Hub:
     base: Path
     cache: Path
     before: dict[str, float]
-    log: Path
+    env: dict[str, str]
 
     def home(self, name: str) -> Path:
         """The student's home."""
@@ -164,7 +164,7 @@ def hub(python_reachable) -> Iterator[Hub]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the hub did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.5)
-        yield Hub(f"http://127.0.0.1:{port}", base, base / "cache", before, log)
+        yield Hub(f"http://127.0.0.1:{port}", base, base / "cache", before, env)
     finally:
         if proc is not None:
             _stop(proc, base / "state")
@@ -227,6 +227,15 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
     write = subprocess.run(["touch", str(homes[bea] / "from-ada")], capture_output=True,
                            text=True, **_as(ada))
     assert write.returncode != 0 and not (homes[bea] / "from-ada").exists()
+
+    grades = hub.base / "grades"  # the instructor grades straight from the homes, sandboxed
+    graded = subprocess.run([sys.executable, "-m", "cvae_lib", "grade", str(homes[ada].parent),
+                             "--exercise", "05", "--out", str(grades)], cwd=ROOT,
+                            capture_output=True, text=True, env=hub.env)
+    assert graded.returncode == 0, graded.stderr
+    for name in STUDENTS:  # their untouched copies: every TODO still open
+        assert re.search(rf"{name}/{COURSE_FOLDER}/05_\S+\s.*TODO left", graded.stdout), \
+            graded.stdout
 
     mine = homes[ada] / COURSE_FOLDER / "04_generation.ipynb"
     mine.write_text(mine.read_text().replace('"cells": [', '"cells": [ ', 1))  # ada's work

@@ -46,6 +46,7 @@ check_base = MODULES["checks.base"]
 course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
 grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
+hub = MODULES["classroom.hub"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -75,6 +76,8 @@ NO_INPUT = {
     # The book's build steps take only the --fast and --solutions switches.
     "classroom.book.lesson_sources", "classroom.book.stage_lessons", "classroom.book.output_root",
     "classroom.book.build_env", "classroom.book.html_dir", "classroom.book.build",
+    # The hub's checks of this machine and its shared folder take no input.
+    "classroom.hub.trainings_dir", "classroom.hub.missing_models", "classroom.hub.problems",
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -96,6 +99,8 @@ INSIDE = {
     "classroom.book.setup", "classroom.book.copy_mathjax", "classroom.book.widget_pictures",
     "classroom.book.short_tracebacks",
     "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
+    # JupyterHub's pre-spawn hook and what it calls with the user ensure_student returned.
+    "classroom.hub.student_spawn", "classroom.hub.give_course", "classroom.hub.student_env",
     # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
     # folder, the exercise and the limits, then calls these with checked values.
     "classroom.grading.grade.build_parser", "classroom.grading.grade.grade_file",
@@ -176,6 +181,10 @@ BAD_CALLS = [
     case("infra.storage.publish_folder",
          lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
          OSError),
+    case("classroom.hub.roster", lambda: hub.roster("alice Bob!"), ValueError),
+    case("classroom.hub.ensure_student", lambda: hub.ensure_student("Not A User", NOWHERE),
+         ValueError),
+    case("classroom.hub.main", lambda: hub.main(["serve"]), SystemExit),
     case("infra.storage.find_cached", lambda: storage.find_cached(None), TypeError),
     case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),
          NotADirectoryError),

@@ -50,6 +50,7 @@ def roster(text: str) -> list[str]:
 
 def ensure_student(name: str, homes: Path) -> pwd.struct_passwd:
     """The student's system user, created (with a private home under ``homes``) if missing."""
+    roster(name)  # a name useradd would refuse, refused here with what to use instead
     try:
         user = pwd.getpwnam(name)
     except KeyError:
