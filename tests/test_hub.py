@@ -246,6 +246,7 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
 
 def test_the_hook_creates_a_missing_student_with_a_private_home(python_reachable) -> None:
     name, homes = "cvae-cid", Path(tempfile.mkdtemp(prefix="cvae-homes-"))
+    homes.chmod(0o755)
     assert not _user_exists(name)
     try:
         user = ensure_student(name, homes)
@@ -255,9 +256,29 @@ def test_the_hook_creates_a_missing_student_with_a_private_home(python_reachable
         copied = give_course(user)
         assert [p.name for p in copied] == sorted(
             p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+        assert give_course(user) == []
     finally:
         _remove_student(name)
         shutil.rmtree(homes, ignore_errors=True)
+
+
+def test_a_link_a_student_plants_does_not_make_the_hook_write_elsewhere(
+        python_reachable) -> None:
+    name, homes = "cvae-dan", Path(tempfile.mkdtemp(prefix="cvae-homes-"))
+    homes.chmod(0o755)
+    elsewhere = Path(tempfile.mkdtemp(prefix="cvae-not-theirs-"))
+    elsewhere.chmod(0o755)  # root's: the student may read it, not write it
+    try:
+        user = ensure_student(name, homes)
+        (homes / name / COURSE_FOLDER).symlink_to(elsewhere)  # as if the student made it
+        with pytest.raises(RuntimeError, match="could not copy the course"):
+            give_course(user)
+        assert not list(elsewhere.iterdir())
+        assert elsewhere.stat().st_uid == 0
+    finally:
+        _remove_student(name)
+        shutil.rmtree(homes, ignore_errors=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
 
 
 HOLD = ("import time; from cvae_lib.infra.storage import FairShare; s = FairShare(); "

@@ -15,7 +15,7 @@ import argparse
 import os
 import pwd
 import re
-import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -65,30 +65,48 @@ def ensure_student(name: str, homes: Path) -> pwd.struct_passwd:
     return user
 
 
+# Run as the student, so that their files are written with their rights alone: a symlink they
+# planted in their home cannot make the hub (root) write or chown anywhere else.
+COPY_AS_STUDENT = """
+import os, shutil, sys
+from pathlib import Path
+folder = Path(sys.argv[1])
+folder.mkdir(exist_ok=True)
+for source in map(Path, sys.argv[2:]):
+    target = folder / source.name
+    if not os.path.lexists(target):
+        shutil.copyfile(source, target)
+        target.chmod(0o600)
+        print(target)
+"""
+
+
 def give_course(user: pwd.struct_passwd, notebooks: Path = NOTEBOOKS) -> list[Path]:
     """Copy the student notebooks the student lacks into their course folder; never overwrite.
 
-    The exercises' solutions (``notebooks/solutions/``) stay with the instructor.
+    The copy runs as the student. The exercises' solutions (``notebooks/solutions/``) stay
+    with the instructor.
     """
-    folder = Path(user.pw_dir) / COURSE_FOLDER
-    folder.mkdir(exist_ok=True)
-    os.chown(folder, user.pw_uid, user.pw_gid)
-    copied = []
-    for source in sorted(notebooks.glob("*.ipynb")):
-        target = folder / source.name
-        if target.exists():
-            continue  # the student's own work, or a file they chose to keep
-        shutil.copyfile(source, target)
-        os.chown(target, user.pw_uid, user.pw_gid)
-        target.chmod(0o600)
-        copied.append(target)
-    return copied
+    sources = [str(p) for p in sorted(notebooks.glob("*.ipynb"))]
+    done = subprocess.run([sys.executable, "-c", COPY_AS_STUDENT,
+                           str(Path(user.pw_dir) / COURSE_FOLDER), *sources],
+                          user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
+                          env={"PATH": os.environ.get("PATH", "/usr/bin")},
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not copy the course into {user.pw_dir}/{COURSE_FOLDER} as "
+                           f"{user.pw_name}: {done.stderr.strip().splitlines()[-1:]}")
+    return [Path(line) for line in done.stdout.splitlines()]
 
 
 def trainings_dir() -> Path:
     """The folder where every student's training registers, so they share the cores fairly."""
     folder = Path(os.environ.get("CVAE_TRAININGS_DIR", "/tmp/cvae-course-trainings"))
     folder.mkdir(exist_ok=True)
+    made = os.lstat(folder)  # not a symlink a student planted in /tmp before the hub started
+    if not stat.S_ISDIR(made.st_mode) or made.st_uid != os.geteuid():
+        raise RuntimeError(f"{folder} is not a folder the hub made (someone else owns it, or it "
+                           f"is a link): remove it, or set CVAE_TRAININGS_DIR to a new folder")
     folder.chmod(0o1777)  # everyone registers; nobody removes another's file
     return folder
 
