@@ -134,7 +134,7 @@ def parse_args() -> argparse.Namespace:
     """The class sizes to simulate, and the mode."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", default="2,4,8", help="comma-separated class sizes")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs of each training")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each training")
     parser.add_argument("--fast", action="store_true", help="the tiny models of CVAE_FAST=1")
     args = parser.parse_args()
     try:
