@@ -20,7 +20,6 @@ CPU if the whole class opens 04 within a minute of each other.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import nbformat
 from jupyter_client.manager import start_new_kernel
 
 from _common import machine
+from bench_contention import seconds_per_epoch
 from cvae_lib.classroom.hub import missing_models
 from cvae_lib.infra.storage import cache_dir
 
@@ -121,13 +121,7 @@ def class_trains(n: int, share: bool, epochs: int, registry: Path) -> list[float
            "CVAE_SHARE_CORES": "1" if share else "0"}
     children = [subprocess.Popen([sys.executable, "-c", TRAIN.format(epochs=epochs)],
                                  stdout=subprocess.PIPE, text=True, env=env) for _ in range(n)]
-    results = []
-    for child in children:
-        out, _ = child.communicate()
-        if child.returncode != 0:
-            raise RuntimeError(f"a training child failed with exit code {child.returncode}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
+    return [seconds_per_epoch(child) for child in children]
 
 
 def parse_args() -> argparse.Namespace:
