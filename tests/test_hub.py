@@ -6,6 +6,9 @@ creates two student accounts, starts the hub and its proxy on 127.0.0.1, logs bo
 in, has each open 04 and move a slider, then checks that each has their own notebooks, that
 neither can read the other's home, and that neither trained a course model. Everything is
 stopped by process group and by user, and the accounts are removed.
+
+``CVAE_HUB_TEST_CACHE=<folder> make test-hub`` serves the full models an instructor's
+``make prepare`` left in that folder instead (it is only read), as a real class would see them.
 """
 
 from __future__ import annotations
@@ -135,8 +138,10 @@ def hub(python_reachable) -> Iterator[Hub]:
     base = Path(tempfile.mkdtemp(prefix="cvae-hub-"))
     base.chmod(0o755)
     port = free_port()
-    env = {**os.environ, "CVAE_FAST": "1", "CVAE_OFFLINE": "1",
-           "CVAE_CACHE_DIR": str(base / "cache"), "CVAE_HUB_STUDENTS": " ".join(STUDENTS),
+    prepared = os.environ.get("CVAE_HUB_TEST_CACHE")
+    cache = Path(prepared).resolve() if prepared else base / "cache"
+    env = {**os.environ, "CVAE_FAST": "0" if prepared else "1", "CVAE_OFFLINE": "1",
+           "CVAE_CACHE_DIR": str(cache), "CVAE_HUB_STUDENTS": " ".join(STUDENTS),
            "CVAE_HUB_HOMES": str(base / "homes"), "CVAE_HUB_STATE": str(base / "state"),
            "CVAE_HUB_PORT": str(port), "CVAE_TRAININGS_DIR": str(base / "trainings")}
     (base / "homes").mkdir()
@@ -153,7 +158,7 @@ def hub(python_reachable) -> Iterator[Hub]:
             write_lab_settings(settings)
             subprocess.run(["chown", "-R", f"{name}:{name}", str(Path(user.pw_dir) / ".jupyter")],
                            check=True)
-        before = _files(base / "cache")
+        before = _files(cache)
         with open(log, "wb") as out:
             proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
                                      str(ROOT / "hub" / "jupyterhub_config.py")], env=env,
@@ -164,7 +169,7 @@ def hub(python_reachable) -> Iterator[Hub]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the hub did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.5)
-        yield Hub(f"http://127.0.0.1:{port}", base, base / "cache", before, env)
+        yield Hub(f"http://127.0.0.1:{port}", base, cache, before, env)
     finally:
         if proc is not None:
             _stop(proc, base / "state")
