@@ -148,8 +148,9 @@ def hub(python_reachable) -> Iterator[Hub]:
     log = base / "hub.log"
     proc = None
     try:
-        subprocess.run([sys.executable, "-m", "cvae_lib", "prepare"], env=env, check=True,
-                       cwd=ROOT, capture_output=True)
+        if not prepared:  # an instructor's cache is only checked (next line), never written
+            subprocess.run([sys.executable, "-m", "cvae_lib", "prepare"], env=env, check=True,
+                           cwd=ROOT, capture_output=True)
         subprocess.run([sys.executable, "-m", "cvae_lib.classroom.hub", "check"], env=env,
                        check=True, cwd=ROOT)
         for name in STUDENTS:  # the accounts, as an administrator makes them from the roster
