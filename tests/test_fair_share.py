@@ -198,11 +198,11 @@ def test_fifty_trainings_of_one_student_count_as_one_user(shared_registry) -> No
     student = _start(FIFTY, STUDENT)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(_cores())
+        torch.set_num_threads(8)  # as on 8 cores, so 1 of 2 users and 1 of 51 trainings differ
         share = FairShare()
         assert share.running() == 51
         assert share.trainings() == {STUDENT: 50, 0: 1}
-        assert torch.get_num_threads() == _cores() // 2
+        assert torch.get_num_threads() == 4
         share.close()
     finally:
         student.kill()

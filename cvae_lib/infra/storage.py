@@ -10,7 +10,7 @@ swapped in with one rename. Temporary files and folders carry their writer's pro
 those of a writer that died are removed on the next write.
 
 Trainings running at once count each other in a registry folder (``FairShare``) that no other
-user can turn against them: nothing in it is opened, followed or locked, only named and ``lstat``-ed.
+user can turn against them: nothing in it is opened, followed or locked, only listed and lstat-ed.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def check_writable(folder: Path, need_bytes: int = 0) -> Path:
 
 
 def _open_lock(lock: Path) -> int:
-    """Open this user's lock file ``lock`` (made 0600, never through a link); tighten an old one."""
+    """Open this user's lock file ``lock`` (made 0600, never via a link); tighten an old one."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as err:
