@@ -63,8 +63,9 @@ def test_a_model_the_shared_cache_lacks_is_trained_into_the_own_cache(
 
 STUDENT = 65534  # nobody
 # Run as the student: open the lock file as flock needs it, read-only, and hold it.
-HOLD_LOCK = ("import fcntl, os, sys; os.setgroups([]); os.setgid({uid}); os.setuid({uid}); "
-             "fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX)")
+HOLD_LOCK = ("import fcntl, os, sys, time; os.setgroups([]); os.setgid({uid}); os.setuid({uid});"
+             " fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+             "print('held', flush=True); time.sleep(60)")
 
 
 @pytest.fixture
@@ -76,22 +77,32 @@ def readable_cache() -> Path:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def _stalled() -> None:
+    """``exclusive``'s ``on_wait`` where waiting is the failure (instead of a hang)."""
+    raise AssertionError("another user's hold on the lock stalled this user's cache write")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: opens the lock as another user")
-def test_a_student_cannot_open_a_cache_lock_to_stall_the_instructor(readable_cache) -> None:
-    model = readable_cache / "cvae.pt"
+def test_a_student_cannot_hold_a_cache_lock_to_stall_the_instructor(readable_cache) -> None:
     old = readable_cache / "old.pt.lock"
-    old.touch(mode=0o644)  # as an older version made them
-    with exclusive(readable_cache / "old.pt"):
-        assert old.stat().st_mode & 0o777 == 0o600, "an old lock file was not tightened"
-    for lock in (old, Path(f"{model}.lock")):
-        with exclusive(model):
-            pass
-        done = subprocess.run([sys.executable, "-c", HOLD_LOCK.format(uid=STUDENT), str(lock)],
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode != 0 and "PermissionError" in done.stderr, done.stderr
-    waited = []
-    with exclusive(model, on_wait=lambda: waited.append(True)):
-        assert not waited
+    old.touch()
+    old.chmod(0o644)  # as an older version made them: the student opens it and holds it
+    student = subprocess.Popen([sys.executable, "-c", HOLD_LOCK.format(uid=STUDENT), str(old)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert student.stdout.readline().strip() == "held", student.stderr.read()
+        for model in (readable_cache / "old.pt", readable_cache / "new.pt"):
+            with exclusive(model, on_wait=_stalled):
+                pass
+            lock = Path(f"{model}.lock")
+            assert lock.stat().st_mode & 0o777 == 0o600
+            again = subprocess.run([sys.executable, "-c", HOLD_LOCK.format(uid=STUDENT),
+                                    str(lock)], capture_output=True, text=True, timeout=60,
+                                   check=False)
+            assert again.returncode != 0 and "PermissionError" in again.stderr, again.stderr
+    finally:
+        student.kill()
+        student.wait()
 
 
 def test_a_second_writer_waits_for_the_first(tmp_path) -> None:

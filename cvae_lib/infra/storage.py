@@ -187,7 +187,7 @@ def check_writable(folder: Path, need_bytes: int = 0) -> Path:
 
 
 def _open_lock(lock: Path) -> int:
-    """Open this user's lock file ``lock`` (made 0600, never via a link); tighten an old one."""
+    """Open this user's lock file ``lock`` (made 0600, never via a link); replace an old one."""
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as err:
@@ -199,8 +199,11 @@ def _open_lock(lock: Path) -> int:
         os.close(fd)
         raise PermissionError(f"{lock} is not a lock file of this user (owner uid "
                               f"{info.st_uid}): remove it")
-    if info.st_mode & 0o077:  # made 0644 by an older version: anyone could open and hold it
-        os.fchmod(fd, 0o600)
+    if info.st_mode & 0o077:  # an older version's 0644 lock: another user may hold it open
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+        return _open_lock(lock)
     return fd
 
 
