@@ -362,7 +362,8 @@ class FairShare:
     leaves an entry (an empty file named after its process) in a registry folder; ``adjust()``
     counts the live ones per user and gives this process cores // users threads, split again
     among this user's own trainings. A lone run keeps every core; a user who starts 50
-    trainings, or plants 50 files, still counts as one user.
+    trainings, or plants 50 files, still counts as one user. Only processes this one can see
+    in /proc are counted: servers in separate containers (or behind ``hidepid``) share nothing.
     """
 
     def __init__(self) -> None:
