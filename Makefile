@@ -28,6 +28,7 @@ $(OVERRIDES): $(STAMP)
 system-tools:
 	@missing=""; [ -x $(CHROMIUM) ] || missing="chromium"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v cgexec >/dev/null 2>&1 || missing="$$missing cgroup-tools"; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "Installing $$missing with apt-get (about 30 s)"; \
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
@@ -77,16 +78,20 @@ book-fast: $(STAMP)
 	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_FLAGS)
 
 # A class on this machine: JupyterHub on http://127.0.0.1:8000 for the students named in
-# CVAE_HUB_STUDENTS (e.g. `sudo make hub CVAE_HUB_STUDENTS="alice bob"`), each a system user
-# with their own copy of the notebooks, all reading the models `make prepare` built once.
-# The proxy is pinned in hub/package-lock.json. See hub/jupyterhub_config.py and the README.
+# CVAE_HUB_STUDENTS (e.g. `sudo make hub CVAE_HUB_STUDENTS="alice bob"`). It builds the release
+# students run (outside this private checkout), issues the first passwords (printed once, kept
+# in hub/state), checks as an unprivileged user that nothing private is readable, then serves.
+# Each student: a system user, their own notebooks, a cgroup capping memory, CPU and processes.
+# The proxy is pinned in hub/package-lock.json. See hub/jupyterhub_config.py and the book.
 .PHONY: hub
 HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
 $(HUB_PROXY): hub/package.json hub/package-lock.json
 	npm ci --prefix hub --no-audit --no-fund --silent
 	touch $@
 
-hub: $(STAMP) $(OVERRIDES) $(HUB_PROXY)
+hub: $(STAMP) $(OVERRIDES) $(HUB_PROXY) system-tools
+	$(PY) -m cvae_lib.classroom.hub release
+	$(PY) -m cvae_lib.classroom.hub accounts
 	$(PY) -m cvae_lib.classroom.hub check
 	$(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
 

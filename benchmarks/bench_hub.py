@@ -35,6 +35,7 @@ from jupyter_client.manager import start_new_kernel
 from _common import machine
 from bench_contention import seconds_per_epoch
 from cvae_lib.classroom.hub import missing_models
+from cvae_lib.data import data_dir
 from cvae_lib.infra.storage import cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--students takes sizes from 1 to 16, --epochs at least 1")
     if args.fast:
         os.environ["CVAE_FAST"] = "1"
-    missing = missing_models()
+    missing = missing_models(cache_dir(), data_dir())
     if missing:
         parser.error(f"the prepared cache {cache_dir()} lacks {', '.join(missing)}: run "
                      f"`make prepare` first (or `CVAE_FAST=1 make prepare` with --fast)")

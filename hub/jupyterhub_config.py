@@ -5,23 +5,36 @@
 #   CVAE_HUB_STUDENTS  the roster: student user names, separated by spaces or commas (required)
 #   CVAE_HUB_ADMIN     the instructor's user name, an admin of the hub (default: instructor)
 #   CVAE_HUB_PORT      where students connect: http://127.0.0.1:PORT (default 8000)
-#   CVAE_HUB_STATE     the hub's own files: database, cookie secret, passwords (default hub/state)
-#   CVAE_HUB_HOMES     where student homes are created (default /home)
+#   CVAE_HUB_STATE     the hub's own files: database, cookie secret, first passwords (default
+#                      hub/state, inside the instructor's private checkout)
+#   CVAE_HUB_RELEASE   the course students run, built by `hub release` (default /srv/cvae-course)
+#   CVAE_HUB_HOMES     where the hub creates its accounts' homes (default /home)
 #   CVAE_HUB_IDLE      seconds of inactivity after which a student's server is stopped (3600)
-# The README's "Run the class on a JupyterHub" section explains what this file does, and what to
-# change for a university deployment (authenticator, TLS, spawner limits).
+#   CVAE_HUB_MEMORY, CVAE_HUB_CPU_SHARES, CVAE_HUB_PROCESSES   each student's caps (2G, 1024, 512)
+#   CVAE_HUB_FAILED_LOGINS, CVAE_HUB_LOCKOUT   wrong passwords before a name is blocked (3), and
+#                      for how many seconds (600)
+# The book's hub guide explains what this file does, and what to change for a university.
 import os
 import sys
-from pathlib import Path
 
-from cvae_lib.classroom.hub import PROXY, roster, student_spawn
+from cvae_lib.classroom.accounts import db_url, issued, roster
+from cvae_lib.classroom.hub import (PROXY, admin_name, state_dir, student_spawn,
+                                    student_stopped)
+from cvae_lib.classroom.limits import caps_from_env
 
 c = get_config()  # noqa: F821 - JupyterHub defines it when it loads this file
 
-state = Path(os.environ.get("CVAE_HUB_STATE", Path(__file__).parent / "state"))
+state = state_dir()
 state.mkdir(mode=0o700, parents=True, exist_ok=True)
 students = roster(os.environ.get("CVAE_HUB_STUDENTS", ""))
-admin = os.environ.get("CVAE_HUB_ADMIN", "instructor")
+admin = admin_name()
+caps_from_env()  # a mistyped cap stops the hub here, not at the first student's login
+# Nobody may claim a name by logging in first: every account needs a password the instructor
+# issued (`python -m cvae_lib.classroom.hub accounts`), the admin's above all.
+unissued = [name for name in [admin, *students] if name not in issued(state)]
+if unissued:
+    raise SystemExit(f"No first password was issued for {', '.join(unissued)}: run `python -m "
+                     f"cvae_lib.classroom.hub accounts` (make hub does) before the hub starts.")
 
 # Network: this machine only. For a class on a network, put the hub behind a TLS proxy (nginx,
 # Caddy) and keep it bound here; never expose plain HTTP.
@@ -32,35 +45,31 @@ c.JupyterHub.hub_port = port + 1
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{port + 2}"
 c.ConfigurableHTTPProxy.command = [str(PROXY)]
 c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
-c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+c.JupyterHub.db_url = db_url(state)
 c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
 
-# Who may log in: the roster and the instructor. A lab's authenticator: each student chooses
-# a password at their first login (FirstUseAuthenticator); a university uses its own (OAuth,
-# LTI from the learning platform) instead.
-c.JupyterHub.authenticator_class = "firstuseauthenticator.FirstUseAuthenticator"
-c.FirstUseAuthenticator.dbm_path = str(state / "passwords.dbm")
-c.FirstUseAuthenticator.create_users = False
-c.FirstUseAuthenticator.min_password_length = 8
+# Who may log in: the roster and the instructor, with the passwords the instructor issued
+# (jupyterhub-nativeauthenticator with sign-up off). A few wrong passwords block a name for a
+# while. A university uses its own login (OAuth, LTI from the learning platform) instead.
+c.JupyterHub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+c.NativeAuthenticator.enable_signup = False
+c.NativeAuthenticator.allowed_failed_logins = int(os.environ.get("CVAE_HUB_FAILED_LOGINS", 3))
+c.NativeAuthenticator.seconds_before_next_try = int(os.environ.get("CVAE_HUB_LOCKOUT", 600))
+c.NativeAuthenticator.minimum_password_length = 10
+c.NativeAuthenticator.check_common_password = True
 c.Authenticator.allowed_users = set(students) | {admin}
 c.Authenticator.admin_users = {admin}
 
-# Each student's server: the course's own environment, run as the student's system user
-# (LocalProcessSpawner, so the hub runs as root), in their own copy of the notebooks. The hook
-# creates the user and the copy at first login and points the course at the prepared models.
-c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+# Each student's server: the course release's Python (never the instructor's checkout), run as
+# the student's system user inside a cgroup that caps memory, CPU share and processes. The
+# hooks check the account is one the hub created, copy the notebooks at first login, make the
+# cgroup, and after the server stops, kill whatever the student left running in it.
 c.Spawner.default_url = "/lab"
-c.Spawner.pre_spawn_hook = lambda spawner: student_spawn(spawner)
+c.Spawner.pre_spawn_hook = student_spawn
+c.Spawner.post_stop_hook = student_stopped
 c.Spawner.start_timeout = 120  # a cold laptop imports torch and JupyterLab in about 20 s
 c.Spawner.http_timeout = 120
-# LocalProcessSpawner does not enforce memory or CPU limits (it only passes them on as
-# MEM_LIMIT / CPU_LIMIT). On a server with systemd, jupyterhub-systemdspawner enforces them:
-#   c.JupyterHub.spawner_class = "systemdspawner.SystemdSpawner"
-#   c.SystemdSpawner.mem_limit = "3G"; c.SystemdSpawner.cpu_limit = 2.0
-# (3 GB and 2 cores a student: see benchmarks/bench_hub.py for what the course needs).
-c.Spawner.mem_limit = "3G"
-c.Spawner.cpu_limit = 2.0
 
 # Idle servers are stopped, so a forgotten browser tab does not hold memory all evening.
 c.JupyterHub.services = [{

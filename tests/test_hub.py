@@ -1,11 +1,13 @@
-"""The course served to a class by a real JupyterHub, two students in headless Chromium.
+"""The course served to a class by a real JupyterHub, tried by students in Chromium and by attacks.
 
 Run by ``make test-hub`` (its own stage of ``.ci/run``, after the suite: marked ``hub``, so
-``make test`` leaves it out). As root it prepares the tiny models once into a shared cache,
-creates two student accounts, starts the hub and its proxy on 127.0.0.1, logs both students
-in, has each open 04 and move a slider, then checks that each has their own notebooks, that
-neither can read the other's home, and that neither trained a course model. Everything is
-stopped by process group and by user, and the accounts are removed.
+``make test`` leaves it out). As root it prepares the tiny models once, builds the release
+students run, issues the accounts (an instructor and three students), closes the checkout as
+an instructor would, checks the hub as an unprivileged user, and starts the hub and its proxy
+on 127.0.0.1. Two students then work in their own JupyterLab, while the tests try what a
+hostile student would: claim a name, guess passwords, read the answers, stall the trainings
+folder, leave a process behind, and run past the memory and process caps. Everything is
+stopped by process group, by user and by cgroup, and the accounts are removed.
 
 ``CVAE_HUB_TEST_CACHE=<folder> make test-hub`` serves the full models an instructor's
 ``make prepare`` left in that folder instead (it is only read), as a real class would see them.
@@ -13,6 +15,8 @@ stopped by process group and by user, and the accounts are removed.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pwd
 import re
@@ -21,37 +25,27 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
+import requests
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
-from browser import (ROOT, check_generation_widget, chromium_page, free_port, require_browser,
-                     screenshot_on_failure, write_lab_settings)
-from cvae_lib.classroom.hub import COURSE_FOLDER, OWN_CACHE, PROXY, ensure_student, give_course
-from cvae_lib.infra.storage import FairShare
+from browser import (ROOT, SCREENSHOTS, check_generation_widget, chromium_page, free_port,
+                     require_browser, screenshot_on_failure, write_lab_settings)
+from cvae_lib.classroom import accounts, limits
+from cvae_lib.classroom.hub import COURSE_FOLDER, OWN_CACHE, PROXY, give_course
 
 pytestmark = pytest.mark.hub
-STUDENTS = ("cvae-ada", "cvae-bea")
-PASSWORD = "course-password-1"
+ADMIN = "cvae-teach"
+STUDENTS = ("cvae-ada", "cvae-bea", "cvae-cid")  # cid never logs in: the name others try
+ADA, BEA, CID = STUDENTS
 LAB_TIMEOUT_MS = 180_000
-
-
-def _reason_to_skip() -> str | None:
-    """Why the hub cannot start on this machine, or None."""
-    if os.geteuid() != 0:
-        return "needs root: the hub starts each student's server as their own system user"
-    if not PROXY.is_file():
-        return "JupyterHub's proxy is not installed: `npm ci --prefix hub` (make test-hub)"
-    if shutil.which("useradd") is None:
-        return "no useradd on this machine to create the student accounts"
-    taken = [name for name in STUDENTS if _user_exists(name)]
-    if taken:
-        return f"the test's student accounts already exist: {taken}"
-    return None
 
 
 def _user_exists(name: str) -> bool:
@@ -63,9 +57,29 @@ def _user_exists(name: str) -> bool:
     return True
 
 
+def _reason_to_skip() -> str | None:
+    """Why the hub cannot start on this machine, or None."""
+    if os.geteuid() != 0:
+        return "needs root: the hub starts each student's server as their own system user"
+    if not PROXY.is_file():
+        return "JupyterHub's proxy is not installed: `npm ci --prefix hub` (make test-hub)"
+    if shutil.which("useradd") is None:
+        return "no useradd on this machine to create the student accounts"
+    if limits.problems():
+        return limits.problems()[0]
+    taken = [name for name in (ADMIN, *STUDENTS) if _user_exists(name)]
+    if taken:
+        return f"the test's accounts already exist: {taken}"
+    return None
+
+
 @pytest.fixture(scope="module")
 def python_reachable() -> Iterator[None]:
-    """Let other users pass through the folders above the course's Python (restored after)."""
+    """Let others pass through the folders above the base interpreter (restored after).
+
+    The release's venv runs on the instructor's interpreter, which lives in /root on this
+    machine; a class server would use one outside a private home (the guide says so).
+    """
     reason = _reason_to_skip()
     if reason:
         pytest.skip(reason)
@@ -82,8 +96,9 @@ def python_reachable() -> Iterator[None]:
             folder.chmod(mode)
 
 
-def _remove_student(name: str) -> None:
-    """Stop every process of ``name`` and delete the account and its home."""
+def _remove_account(name: str) -> None:
+    """Stop every process of ``name``, their cgroup, and delete the account and its home."""
+    limits.stop_group(name)
     subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
     time.sleep(0.5)
     subprocess.run(["userdel", "--remove", name], capture_output=True)
@@ -91,17 +106,26 @@ def _remove_student(name: str) -> None:
 
 @dataclass
 class Hub:
-    """A running hub: where students connect, and the folders it serves from."""
+    """A running hub: where students connect, its folders, and the passwords issued."""
 
     url: str
     base: Path
     cache: Path
-    before: dict[str, float]
+    release: Path
     env: dict[str, str]
+    passwords: dict[str, str]
+    before: dict[str, float] = field(default_factory=dict)
+    admin_token: str = ""
 
     def home(self, name: str) -> Path:
         """The student's home."""
         return Path(pwd.getpwnam(name).pw_dir)
+
+    def api(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        """A call to the hub's REST API as the admin."""
+        return requests.request(method, f"{self.url}/hub/api{path}", timeout=60,
+                                headers={"Authorization": f"token {self.admin_token}"},
+                                **kwargs)
 
 
 def _files(folder: Path) -> dict[str, float]:
@@ -119,21 +143,49 @@ def _stop(proc: subprocess.Popen, state: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-    for pid_file in (state / "proxy.pid",):
-        if pid_file.is_file():
-            try:
-                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
+    pid_file = state / "proxy.pid"
+    if pid_file.is_file():
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 
 
+def _hub_cmd(module: str, *args: str, env: dict[str, str],
+             check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m <module> args`` as the instructor runs it, from the checkout."""
+    return subprocess.run([sys.executable, "-m", module, *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, check=check)
+
+
+def _login(url: str, name: str, password: str) -> requests.Session | None:
+    """A session logged in through the hub's login form, or None if the hub refused."""
+    session = requests.Session()
+    session.get(f"{url}/hub/login", timeout=30)
+    reply = session.post(f"{url}/hub/login?next=/hub/home", timeout=60, allow_redirects=False,
+                         data={"username": name, "password": password,
+                               "_xsrf": session.cookies.get("_xsrf", "")})
+    return session if reply.status_code == 302 and "login" not in reply.headers["location"] \
+        else None
+
+
+def _admin_token(url: str, password: str) -> str:
+    """An API token of the admin, made through the admin's logged-in session."""
+    session = _login(url, ADMIN, password)
+    assert session is not None, "the admin could not log in with the issued password"
+    reply = session.post(f"{url}/hub/api/users/{ADMIN}/tokens", json={"note": "hub test"},
+                         headers={"X-XSRFToken": session.cookies.get("_xsrf", "")}, timeout=30)
+    reply.raise_for_status()
+    return reply.json()["token"]
+
+
 @pytest.fixture(scope="module")
 def hub(python_reachable) -> Iterator[Hub]:
-    """The instructor's side: prepare once, create the accounts, start the hub; always clean up."""
+    """The instructor's side: prepare, release, accounts, a private checkout, check, start."""
     require_browser()
     base = Path(tempfile.mkdtemp(prefix="cvae-hub-"))
     base.chmod(0o755)
@@ -142,23 +194,27 @@ def hub(python_reachable) -> Iterator[Hub]:
     cache = Path(prepared).resolve() if prepared else base / "cache"
     env = {**os.environ, "CVAE_FAST": "0" if prepared else "1", "CVAE_OFFLINE": "1",
            "CVAE_CACHE_DIR": str(cache), "CVAE_HUB_STUDENTS": " ".join(STUDENTS),
-           "CVAE_HUB_HOMES": str(base / "homes"), "CVAE_HUB_STATE": str(base / "state"),
-           "CVAE_HUB_PORT": str(port), "CVAE_TRAININGS_DIR": str(base / "trainings")}
-    (base / "homes").mkdir()
-    log = base / "hub.log"
-    proc = None
+           "CVAE_HUB_ADMIN": ADMIN, "CVAE_HUB_HOMES": str(base / "homes"),
+           "CVAE_HUB_STATE": str(base / "state"), "CVAE_HUB_RELEASE": str(base / "release"),
+           "CVAE_HUB_PORT": str(port)}
+    checkout_mode = ROOT.stat().st_mode & 0o7777
+    log, proc = base / "hub.log", None
     try:
-        if not prepared:  # an instructor's cache is only checked (next line), never written
-            subprocess.run([sys.executable, "-m", "cvae_lib", "prepare"], env=env, check=True,
-                           cwd=ROOT, capture_output=True)
-        subprocess.run([sys.executable, "-m", "cvae_lib.classroom.hub", "check"], env=env,
-                       check=True, cwd=ROOT)
-        for name in STUDENTS:  # the accounts, as an administrator makes them from the roster
-            user = ensure_student(name, base / "homes")
-            settings = Path(user.pw_dir) / ".jupyter" / "lab" / "user-settings"
+        if not prepared:  # an instructor's cache is only read (release copies it), never written
+            _hub_cmd("cvae_lib", "prepare", env=env)
+        _hub_cmd("cvae_lib.classroom.hub", "release", env=env)
+        issued = _hub_cmd("cvae_lib.classroom.hub", "accounts", env=env).stdout
+        passwords = dict(re.findall(r"^(\S+)\t(\S+)$", issued, flags=re.MULTILINE))
+        assert sorted(passwords) == sorted([ADMIN, *STUDENTS]), issued
+        for name in (ADA, BEA):
+            settings = Path(pwd.getpwnam(name).pw_dir) / ".jupyter" / "lab" / "user-settings"
             write_lab_settings(settings)
-            subprocess.run(["chown", "-R", f"{name}:{name}", str(Path(user.pw_dir) / ".jupyter")],
+            subprocess.run(["chown", "-R", f"{name}:{name}", str(settings.parents[2])],
                            check=True)
+        ROOT.chmod(0o700)  # the instructor's checkout is private: students run the release
+        checked = _hub_cmd("cvae_lib.classroom.hub", "check", env=env, check=False)
+        assert checked.returncode == 0, checked.stderr
+        print(checked.stdout.strip())
         before = _files(cache)
         with open(log, "wb") as out:
             proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
@@ -170,12 +226,17 @@ def hub(python_reachable) -> Iterator[Hub]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the hub did not start:\n{log.read_text(errors='replace')}")
             time.sleep(0.5)
-        yield Hub(f"http://127.0.0.1:{port}", base, cache, before, env)
+        url = f"http://127.0.0.1:{port}"
+        yield Hub(url, base, cache, base / "release", env, passwords, before,
+                  _admin_token(url, passwords[ADMIN]))
     finally:
         if proc is not None:
             _stop(proc, base / "state")
-        for name in STUDENTS:
-            _remove_student(name)
+            SCREENSHOTS.mkdir(exist_ok=True)
+            shutil.copyfile(log, SCREENSHOTS / "hub.log")  # beside the failures' pictures
+        ROOT.chmod(checkout_mode)
+        for name in (ADMIN, *STUDENTS):
+            _remove_account(name)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -191,17 +252,23 @@ def _memory_mb(name: str) -> float:
 
 
 def _open_04_and_move_a_slider(hub: Hub, name: str) -> dict[str, float]:
-    """Log ``name`` in (first use sets the password), run 04, move a slider; times in s."""
+    """Log ``name`` in with the issued password, run 04, move a slider; times in s."""
     with chromium_page() as page, screenshot_on_failure(page, f"hub-{name}"):
         start = time.monotonic()
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", name)
-        page.fill("#password_input", PASSWORD)
+        page.fill("#password_input", hub.passwords[name])
         page.click("#login_submit")
         page.wait_for_url(re.compile(rf"/user/{name}/lab"), timeout=LAB_TIMEOUT_MS)
         lab = time.monotonic() - start
         page.goto(f"{hub.url}/user/{name}/lab/tree/04_generation.ipynb")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=LAB_TIMEOUT_MS)
+        # jupyter-resource-usage: the student sees their memory against their cap.
+        cap_mb = limits.caps_from_env(hub.env).memory_bytes / 2**20
+        shown = rf"Mem:\s*[\d.]+\s*/\s*{cap_mb:.0f}(\.\d+)?\s*MB"
+        statusbar = page.locator("#jp-main-statusbar")
+        _wait_for(lambda: re.search(shown, statusbar.inner_text()), LAB_TIMEOUT_MS / 1000,
+                  f"'Mem: ... / {cap_mb:.0f} MB' in the status bar")
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
         check_generation_widget(page, f"hub-{name}")
@@ -210,12 +277,12 @@ def _open_04_and_move_a_slider(hub: Hub, name: str) -> dict[str, float]:
 
 
 def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> None:
-    figures = {name: _open_04_and_move_a_slider(hub, name) for name in STUDENTS}
+    figures = {name: _open_04_and_move_a_slider(hub, name) for name in (ADA, BEA)}
     for name, f in figures.items():
         print(f"{name}: lab after {f['lab']:.1f} s, slider redrawn {f['redrawn']:.1f} s after "
               f"login, {f['memory_mb']:.0f} MB")
     lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-    (ada, bea), homes = STUDENTS, {name: hub.home(name) for name in STUDENTS}
+    homes = {name: hub.home(name) for name in (ADA, BEA)}
     for name, home in homes.items():
         user = pwd.getpwnam(name)
         assert home.stat().st_mode & 0o777 == 0o700, f"{home} is open to others"
@@ -225,88 +292,213 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
         assert all(p.stat().st_uid == user.pw_uid for p in course.iterdir())
         own = home / OWN_CACHE
         assert not own.exists() or not list(own.rglob("*.pt")), f"{name} trained a course model"
-    assert _files(hub.cache) == hub.before, "a student wrote to the shared cache"
+        server = limits.processes(name)
+        assert server, f"{name}'s server is not in their cgroup"
+    assert _files(hub.cache) == hub.before, "the release build wrote to the instructor's cache"
 
-    theirs = homes[bea] / COURSE_FOLDER / "04_generation.ipynb"
-    peek = subprocess.run(["cat", str(theirs)], capture_output=True, text=True, **_as(ada))
+    theirs = homes[BEA] / COURSE_FOLDER / "04_generation.ipynb"
+    peek = subprocess.run(["cat", str(theirs)], capture_output=True, text=True, **_as(ADA))
     assert peek.returncode != 0 and "Permission denied" in peek.stderr
-    write = subprocess.run(["touch", str(homes[bea] / "from-ada")], capture_output=True,
-                           text=True, **_as(ada))
-    assert write.returncode != 0 and not (homes[bea] / "from-ada").exists()
+    write = subprocess.run(["touch", str(homes[BEA] / "from-ada")], capture_output=True,
+                           text=True, **_as(ADA))
+    assert write.returncode != 0 and not (homes[BEA] / "from-ada").exists()
 
-    grades = hub.base / "grades"  # the instructor grades straight from the homes, sandboxed
-    graded = subprocess.run([sys.executable, "-m", "cvae_lib", "grade", str(homes[ada].parent),
-                             "--exercise", "05", "--out", str(grades)], cwd=ROOT,
-                            capture_output=True, text=True, env=hub.env)
-    assert graded.returncode == 0, graded.stderr
-    for name in STUDENTS:  # their untouched copies: every TODO still open
-        assert re.search(rf"{name}/{COURSE_FOLDER}/05_\S+\s.*TODO left", graded.stdout), \
-            graded.stdout
+    grades = Path(tempfile.mkdtemp(dir=ROOT, prefix=".hub-test-grades-"))
+    try:  # the instructor grades straight from the homes, into their private checkout
+        graded = _hub_cmd("cvae_lib", "grade", str(homes[ADA].parent), "--exercise", "05",
+                          "--out", str(grades), env=hub.env, check=False)
+        assert graded.returncode == 0, graded.stderr
+        for name in (ADA, BEA):  # their untouched copies: every TODO still open
+            assert re.search(rf"{name}/{COURSE_FOLDER}/05_\S+\s.*TODO left", graded.stdout), \
+                graded.stdout
+        assert list(grades.iterdir())
+        for name in (ADA, BEA):
+            peek = subprocess.run(["ls", str(grades)], capture_output=True, **_as(name))
+            assert peek.returncode != 0, f"{name} could list the grades"
+    finally:
+        shutil.rmtree(grades, ignore_errors=True)
 
-    mine = homes[ada] / COURSE_FOLDER / "04_generation.ipynb"
+    mine = homes[ADA] / COURSE_FOLDER / "04_generation.ipynb"
     mine.write_text(mine.read_text().replace('"cells": [', '"cells": [ ', 1))  # ada's work
     edited = mine.read_bytes()
-    assert give_course(pwd.getpwnam(ada)) == []  # her next login copies nothing over it
+    assert give_course(pwd.getpwnam(ADA), hub.release) == []  # her next login copies nothing
     assert mine.read_bytes() == edited
 
 
-def test_the_hook_creates_a_missing_student_with_a_private_home(python_reachable) -> None:
-    name, homes = "cvae-cid", Path(tempfile.mkdtemp(prefix="cvae-homes-"))
-    homes.chmod(0o755)
-    assert not _user_exists(name)
+def test_nobody_logs_in_under_a_name_that_is_not_theirs(hub: Hub) -> None:
+    own = "my-own-password-42"
+    assert _login(hub.url, ADMIN, own) is None, "the admin's name was claimed"
+    assert _login(hub.url, CID, own) is None, "a roster name was claimed"
+    assert _login(hub.url, "cvae-stranger", own) is None
+    visitor = requests.Session()  # sign-up is off: nobody can make an account
+    visitor.get(f"{hub.url}/hub/login", timeout=30)
+    assert visitor.get(f"{hub.url}/hub/signup", timeout=30).status_code == 404
+    form = {"username": "cvae-stranger", "signup_password": own,
+            "signup_password_confirmation": own, "_xsrf": visitor.cookies.get("_xsrf", "")}
+    assert visitor.post(f"{hub.url}/hub/signup", data=form, timeout=30).status_code == 404
+    assert "cvae-stranger" not in accounts.issued(hub.base / "state")
+
+    for _ in range(3):  # three wrong guesses block the name, even for the right password
+        assert _login(hub.url, CID, "wrong-guess-0000") is None
+    assert _login(hub.url, CID, hub.passwords[CID]) is None, "no limit on failed logins"
+
+    fresh = dict(hub.env, CVAE_HUB_STATE=str(hub.base / "no-accounts"),
+                 CVAE_HUB_PORT=str(free_port()))
+    refused = subprocess.run([str(Path(sys.executable).parent / "jupyterhub"), "-f",
+                              str(ROOT / "hub" / "jupyterhub_config.py")], env=fresh,
+                             cwd=hub.base, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "No first password was issued" in refused.stderr
+
+    with pytest.raises(FileExistsError, match="never adopts"):
+        accounts.create_user("nobody", hub.base / "state", hub.base / "homes")
+    with pytest.raises(PermissionError, match="not an account this hub created"):
+        accounts.own_user("nobody", hub.base / "state", hub.base / "homes")
+
+
+def test_students_cannot_read_the_answers_and_check_says_when_they_could(hub: Hub) -> None:
+    solution = next((ROOT / "notebooks" / "solutions").glob("06_*.ipynb"))
+    state = hub.base / "state"
+    for path in (solution, state / "jupyterhub_cookie_secret", state / "jupyterhub.sqlite",
+                 state / accounts.SLIPS, ROOT / ".git" / "HEAD"):
+        peek = subprocess.run(["cat", str(path)], capture_output=True, text=True, **_as(ADA))
+        assert peek.returncode != 0 and "Permission denied" in peek.stderr, path
+
+    ROOT.chmod(0o755)  # an instructor forgets to close the checkout
     try:
-        user = ensure_student(name, homes)
-        assert Path(user.pw_dir) == homes / name
-        assert (homes / name).stat().st_mode & 0o777 == 0o700
-        assert (homes / name).stat().st_uid == user.pw_uid
-        copied = give_course(user)
-        assert [p.name for p in copied] == sorted(
-            p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
-        assert give_course(user) == []
+        opened = _hub_cmd("cvae_lib.classroom.hub", "check", env=hub.env, check=False)
     finally:
-        _remove_student(name)
-        shutil.rmtree(homes, ignore_errors=True)
+        ROOT.chmod(0o700)
+    assert opened.returncode == 1 and "a student can read" in opened.stderr
+    assert str(solution) in opened.stderr
 
-
-def test_a_link_a_student_plants_does_not_make_the_hook_write_elsewhere(
-        python_reachable) -> None:
-    name, homes = "cvae-dan", Path(tempfile.mkdtemp(prefix="cvae-homes-"))
-    homes.chmod(0o755)
-    elsewhere = Path(tempfile.mkdtemp(prefix="cvae-not-theirs-"))
-    elsewhere.chmod(0o755)  # root's: the student may read it, not write it
+    venv = hub.release / "venv"
+    venv.chmod(0o700)  # a student's server cannot start
     try:
-        user = ensure_student(name, homes)
-        (homes / name / COURSE_FOLDER).symlink_to(elsewhere)  # as if the student made it
-        with pytest.raises(RuntimeError, match="could not copy the course"):
-            give_course(user)
-        assert not list(elsewhere.iterdir())
-        assert elsewhere.stat().st_uid == 0
+        closed = _hub_cmd("cvae_lib.classroom.hub", "check", env=hub.env, check=False)
     finally:
-        _remove_student(name)
-        shutil.rmtree(homes, ignore_errors=True)
-        shutil.rmtree(elsewhere, ignore_errors=True)
+        venv.chmod(0o755)
+    assert closed.returncode == 1 and "a student's server cannot start" in closed.stderr
 
 
-HOLD = ("import time; from cvae_lib.infra.storage import FairShare; s = FairShare(); "
-        "print('ready', flush=True); time.sleep(60)")
+def _server_running(hub: Hub, name: str) -> None:
+    """Start ``name``'s server if it is not running, and wait until it is ready."""
+    if not hub.api("GET", f"/users/{name}").json()["servers"]:
+        hub.api("POST", f"/users/{name}/server").raise_for_status()
+    _wait_for(lambda: hub.api("GET", f"/users/{name}").json()["servers"].get("", {})
+              .get("ready"), 180, f"{name}'s server to start")
 
 
-def test_trainings_of_two_students_share_the_cores(python_reachable, monkeypatch) -> None:
-    registry = Path(tempfile.mkdtemp(prefix="cvae-trainings-"))
-    registry.chmod(0o1777)  # what the hub makes: everyone registers, nobody removes another's
-    monkeypatch.setenv("CVAE_TRAININGS_DIR", str(registry))
-    other = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True,
-                             cwd="/", env={**os.environ, "HOME": "/"}, **_as("nobody"))
-    before = torch.get_num_threads()
+def _terminal(hub: Hub, name: str, command: str) -> None:
+    """Type ``command`` into a new terminal of ``name``'s JupyterLab, as the student would."""
+    _server_running(hub, name)
+    made = hub.api("POST", f"/users/{name}/tokens", json={"note": "hub test"})
+    made.raise_for_status()  # the student's own token: admins cannot reach students' servers
+    auth = {"Authorization": f"token {made.json()['token']}"}
+    made = requests.post(f"{hub.url}/user/{name}/api/terminals", headers=auth, timeout=60)
+    made.raise_for_status()
+    ws_url = hub.url.replace("http", "ws", 1)
+    request = HTTPRequest(f"{ws_url}/user/{name}/terminals/websocket/{made.json()['name']}",
+                          headers=auth)
+
+    async def type_it() -> None:
+        """Connect, wait for the prompt, type, and leave the terminal running."""
+        socket = await websocket_connect(request)
+        await asyncio.wait_for(socket.read_message(), timeout=30)
+        await socket.write_message(json.dumps(["stdin", f"{command}\r"]))
+        await asyncio.sleep(1)
+        socket.close()
+
+    asyncio.run(type_it())
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:  # noqa: ANN001 - a callable
+    """Poll ``condition()`` until it is true; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+
+
+def _owned_by(name: str) -> list[str]:
+    """The command lines of every process of user ``name``."""
+    out = subprocess.run(["ps", "-u", name, "-o", "args="], capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def test_nothing_a_student_started_outlives_their_server(hub: Hub) -> None:
+    _terminal(hub, ADA, "setsid sleep 901 < /dev/null > /dev/null 2>&1 &")
+    _wait_for(lambda: any("sleep 901" in line for line in _owned_by(ADA)), 30, "ada's daemon")
+    daemon = next(pid for pid in limits.processes(ADA)
+                  if b"sleep\x00901" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    assert os.getsid(daemon) == daemon, "the daemon did not leave its session"
+
+    hub.api("DELETE", f"/users/{ADA}/server").raise_for_status()
+    _wait_for(lambda: not hub.api("GET", f"/users/{ADA}").json()["servers"], 120,
+              "ada's server to stop")
+    _wait_for(lambda: not _owned_by(ADA), 30, "ada's processes to end")
+    assert not (limits.CGROUP_ROOT / "pids" / limits.group_name(ADA)).exists()
+
+
+def test_caps_hold_while_a_classmate_keeps_working(hub: Hub) -> None:
+    caps = limits.caps_from_env(hub.env)
+    hog = f"python -c 'x = bytearray({2 * caps.memory_bytes})' ; echo hog-done"
+    storm = f"for i in $(seq {2 * caps.processes}); do sleep 120 & done"
+    _terminal(hub, BEA, hog)
+    _terminal(hub, BEA, storm)
+    figures = {}
+    worker = threading.Thread(target=lambda: figures.update(_open_04_and_move_a_slider(hub, ADA)))
+    worker.start()  # ada logs in again (a new server) and redraws her slider meanwhile
+    _wait_for(lambda: limits.usage(BEA)["process_refusals"] > 0, 120, "bea's process cap")
+    _wait_for(lambda: limits.usage(BEA)["oom_kills"] > 0, 120, "bea's memory cap")
+    worker.join(timeout=LAB_TIMEOUT_MS / 1000 * 2)
+    assert figures, "ada's slider did not redraw while bea ran past her caps"
+    used = limits.usage(BEA)
+    print(f"{ADA}: slider redrawn {figures['redrawn']:.1f} s after login while {BEA} hit her "
+          f"caps ({used}; caps: {caps.describe()})")
+    assert used["memory_peak"] <= caps.memory_bytes
+    assert len(limits.processes(BEA)) <= caps.processes
+    subprocess.run(["pkill", "-u", BEA, "-x", "sleep"], capture_output=True)
+
+
+PLANT = """
+import fcntl, os, sys, time
+folder = sys.argv[1]
+os.symlink("/etc/shadow", os.path.join(folder, "shadow.lock"))
+os.mkdir(os.path.join(folder, "folder.lock"))
+os.mkfifo(os.path.join(folder, "fifo.lock"))
+held = open(os.path.join(folder, "held.lock"), "w")
+fcntl.flock(held, fcntl.LOCK_EX)
+print("planted", flush=True)
+time.sleep(120)
+"""
+TRAIN = ("import torch; from cvae_lib.infra.storage import FairShare; share = FairShare(); "
+         "print('threads', torch.get_num_threads(), flush=True); share.close()")
+
+
+def test_a_student_cannot_stall_the_trainings_of_others(hub: Hub) -> None:
+    trainings = hub.release / "trainings"
+    env = {"HOME": str(hub.home(BEA)), "PATH": "/usr/bin:/bin", "CVAE_FAST": "1",
+           "CVAE_OFFLINE": "1", "CVAE_TRAININGS_DIR": str(trainings),
+           "CVAE_SHARED_CACHE_DIR": str(hub.release / "cache"),
+           "CVAE_DATA_DIR": str(hub.release / "data"),
+           "CVAE_CACHE_DIR": str(hub.home(BEA) / OWN_CACHE)}
+    python = str(hub.release / "venv" / "bin" / "python")
+    planter = subprocess.Popen([python, "-c", PLANT, str(trainings)], stdout=subprocess.PIPE,
+                               text=True, cwd="/", env={"PATH": "/usr/bin:/bin"}, **_as(ADA))
     try:
-        assert other.stdout.readline().strip() == "ready"
-        torch.set_num_threads(2)
-        share = FairShare()
-        assert share.running() == 2, "another student's training was not counted"
-        assert torch.get_num_threads() == 1
-        share.close()
+        assert planter.stdout.readline().strip() == "planted"
+        share = subprocess.run([python, "-c", TRAIN], capture_output=True, text=True, cwd="/",
+                               env=env, timeout=60, **_as(BEA))
+        assert share.returncode == 0, share.stderr
+        cores = os.cpu_count() or 1
+        assert f"threads {min(cores, 2)}" in share.stdout, share.stdout  # ada trains nothing
+        run = subprocess.run([python, "-m", "cvae_lib", "train", "--epochs", "1", "--out",
+                              str(hub.home(BEA) / "run")], capture_output=True, text=True,
+                             cwd=str(hub.home(BEA)), env=env, timeout=300, **_as(BEA))
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert (hub.home(BEA) / "run" / "model.pt").is_file()
+        assert Path("/etc/shadow").stat().st_mode & 0o777 in (0o640, 0o600, 0o000)
     finally:
-        other.kill()
-        other.wait()
-        torch.set_num_threads(before)
-        shutil.rmtree(registry, ignore_errors=True)
+        planter.kill()
+        planter.wait()

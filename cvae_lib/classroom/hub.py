@@ -1,68 +1,54 @@
-"""The course on a JupyterHub: one server for a class, the models prepared once for everyone.
+"""The course on a JupyterHub: one server for a class that no student can take over or stall.
 
-Introduced in the README's instructor section (``make hub``). The hub's configuration,
-``hub/jupyterhub_config.py``, calls ``student_spawn`` before each student's server starts:
-the student becomes a system user with a private home (mode 0700), gets their own copy of
-the notebooks at first login (never overwritten later), and an environment that reads the
-instructor's prepared models and MNIST read-only (``CVAE_SHARED_CACHE_DIR``, ``CVAE_DATA_DIR``)
-and writes what the student trains to their own cache. ``python -m cvae_lib.classroom.hub
-check`` says, before the hub starts, what would stop it from serving the class.
+Introduced in the book's hub guide (``make hub``). Before the hub starts, the instructor builds
+the release students run (``release``: see ``cvae_lib.classroom.release``) and issues the
+accounts (``accounts``: see ``cvae_lib.classroom.accounts``); ``check`` then tries, as an
+unprivileged user, what a student could do, and refuses to go on if the solutions or the hub's
+state are readable or a student's server cannot start. ``hub/jupyterhub_config.py`` calls
+``student_spawn`` before each student's server starts (their account must be one the hub
+created; their own copy of the notebooks; the shared models read-only; a cgroup with the caps
+of ``cvae_lib.classroom.limits``) and ``student_stopped`` after it stops (every process in the
+student's cgroup is killed).
 """
 
 from __future__ import annotations
 
 import argparse
+import grp
+import json
 import os
 import pwd
-import re
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
 from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import classifier_path
-from cvae_lib.data import FILES, data_dir, raw_dir
-from cvae_lib.infra.storage import cache_dir
+from cvae_lib.classroom import accounts, limits
+from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
+from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
+from cvae_lib.data import FILES, raw_dir
 
-REPO = Path(__file__).resolve().parents[2]
-NOTEBOOKS = REPO / "notebooks"
 PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_FOLDER = "cvae-course"  # the student's copy of the notebooks, in their home
 OWN_CACHE = ".cache/cvae-course"  # what the student trains, in their home
-USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+STUDENT_ID = 65534  # 'nobody': who `check` acts as, a user with no rights of its own
 
 
-def roster(text: str) -> list[str]:
-    """The student names in ``text`` (commas, spaces or lines), checked as system user names."""
-    names = [name for name in re.split(r"[\s,]+", text) if name]
-    bad = [name for name in names if not USERNAME.fullmatch(name)]
-    if bad:
-        raise ValueError(f"not a valid student user name: {', '.join(map(repr, bad))}; use "
-                         f"lower-case letters, digits, '-' and '_', starting with a letter "
-                         f"(at most 32 characters)")
-    if not names:
-        raise ValueError("the class roster is empty: set CVAE_HUB_STUDENTS to the students' "
-                         "user names, e.g. CVAE_HUB_STUDENTS='alice bob'")
-    return list(dict.fromkeys(names))
+def state_dir() -> Path:
+    """The hub's own files (database, cookie secret, passwords): ``$CVAE_HUB_STATE``."""
+    return Path(os.environ.get("CVAE_HUB_STATE", REPO / "hub" / "state"))
 
 
-def ensure_student(name: str, homes: Path) -> pwd.struct_passwd:
-    """The student's system user, created (with a private home under ``homes``) if missing."""
-    roster(name)  # a name useradd would refuse, refused here with what to use instead
-    try:
-        user = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--home-dir", str(homes / name),
-                        "--shell", "/bin/bash", "--user-group", name],
-                       check=True, capture_output=True, text=True)
-        user = pwd.getpwnam(name)
-    home = Path(user.pw_dir)
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chown(home, user.pw_uid, user.pw_gid)
-    home.chmod(0o700)  # no other student may read or change it
-    return user
+def homes_dir() -> Path:
+    """Where the hub creates its accounts' homes: ``$CVAE_HUB_HOMES`` or ``/home``."""
+    return Path(os.environ.get("CVAE_HUB_HOMES", "/home"))
+
+
+def admin_name() -> str:
+    """The instructor's account on the hub: ``$CVAE_HUB_ADMIN`` or ``instructor``."""
+    return os.environ.get("CVAE_HUB_ADMIN", "instructor")
 
 
 # Run as the student, so that their files are written with their rights alone: a symlink they
@@ -81,105 +67,184 @@ for source in map(Path, sys.argv[2:]):
 """
 
 
-def give_course(user: pwd.struct_passwd, notebooks: Path = NOTEBOOKS) -> list[Path]:
-    """Copy the student notebooks the student lacks into their course folder; never overwrite.
-
-    The copy runs as the student. The exercises' solutions (``notebooks/solutions/``) stay
-    with the instructor.
-    """
-    sources = [str(p) for p in sorted(notebooks.glob("*.ipynb"))]
-    done = subprocess.run([sys.executable, "-c", COPY_AS_STUDENT,
+def give_course(user: pwd.struct_passwd, release: Path) -> list[Path]:
+    """Copy the release's notebooks the student lacks into their course folder; never overwrite."""
+    sources = [str(p) for p in sorted((release / "notebooks").glob("*.ipynb"))]
+    done = subprocess.run([str(release_python(release)), "-c", COPY_AS_STUDENT,
                            str(Path(user.pw_dir) / COURSE_FOLDER), *sources],
                           user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
-                          env={"PATH": os.environ.get("PATH", "/usr/bin")},
-                          capture_output=True, text=True)
+                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"could not copy the course into {user.pw_dir}/{COURSE_FOLDER} as "
                            f"{user.pw_name}: {done.stderr.strip().splitlines()[-1:]}")
     return [Path(line) for line in done.stdout.splitlines()]
 
 
-def trainings_dir() -> Path:
-    """The folder where every student's training registers, so they share the cores fairly."""
-    folder = Path(os.environ.get("CVAE_TRAININGS_DIR", "/tmp/cvae-course-trainings"))
-    folder.mkdir(exist_ok=True)
-    made = os.lstat(folder)  # not a symlink a student planted in /tmp before the hub started
-    if not stat.S_ISDIR(made.st_mode) or made.st_uid != os.geteuid():
-        raise RuntimeError(f"{folder} is not a folder the hub made (someone else owns it, or it "
-                           f"is a link): remove it, or set CVAE_TRAININGS_DIR to a new folder")
-    folder.chmod(0o1777)  # everyone registers; nobody removes another's file
+def trainings_dir(release: Path) -> Path:
+    """The release's folder where every training registers, if the hub (root) made it."""
+    folder = release / "trainings"
+    made = os.lstat(folder)  # a link is refused, never followed
+    if not stat.S_ISDIR(made.st_mode) or made.st_uid != 0 or made.st_mode & 0o7777 != 0o1777:
+        raise RuntimeError(f"{folder} is not the trainings folder `hub release` made (root's, "
+                           f"mode 1777): rebuild the release with `python -m "
+                           f"cvae_lib.classroom.hub release`")
     return folder
 
 
-def student_env(user: pwd.struct_passwd) -> dict[str, str]:
+def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
     """The course's settings for one student's server: shared models read-only, own cache."""
-    return {"CVAE_SHARED_CACHE_DIR": str(cache_dir()), "CVAE_DATA_DIR": str(data_dir()),
+    return {"CVAE_SHARED_CACHE_DIR": str(release / "cache"),
+            "CVAE_DATA_DIR": str(release / "data"),
             "CVAE_CACHE_DIR": str(Path(user.pw_dir) / OWN_CACHE), "CVAE_OFFLINE": "1",
-            "CVAE_TRAININGS_DIR": str(trainings_dir()),
+            "CVAE_TRAININGS_DIR": str(trainings_dir(release)),
+            "PATH": f"{release_python(release).parent}:/usr/local/bin:/usr/bin:/bin",
             **{key: os.environ[key] for key in ("CVAE_FAST",) if key in os.environ}}
 
 
 def student_spawn(spawner: object) -> None:
-    """JupyterHub's ``pre_spawn_hook``: the student's user, home, notebooks and environment."""
-    homes = Path(os.environ.get("CVAE_HUB_HOMES", "/home"))
-    user = ensure_student(spawner.user.name, homes)
-    give_course(user)
-    spawner.environment.update(student_env(user))
+    """JupyterHub's ``pre_spawn_hook``: the student's checked account, notebooks, caps, env."""
+    name, release = spawner.user.name, release_dir()
+    user = accounts.own_user(name, state_dir(), homes_dir())
+    give_course(user, release)
+    caps = limits.caps_from_env()
+    limits.create_group(name, grp.getgrgid(user.pw_gid).gr_name, caps)
+    spawner.cmd = limits.wrap(name, [str(release_python(release)), "-m",
+                                     "jupyterhub.singleuser"])
+    spawner.mem_limit = caps.memory_bytes  # MEM_LIMIT: jupyter-resource-usage shows what is left
+    spawner.environment.update(student_env(user, release))
     spawner.notebook_dir = str(Path(user.pw_dir) / COURSE_FOLDER)
 
 
-def _reachable_by_others(path: Path) -> Path | None:
-    """The first folder on the way to ``path`` that other users cannot enter, or None."""
-    for folder in [*reversed(path.parents)]:
-        if folder.is_dir() and not folder.stat().st_mode & 0o001:
-            return folder
-    return None
+def student_stopped(spawner: object) -> None:
+    """JupyterHub's ``post_stop_hook``: nothing the student started outlives their server."""
+    limits.stop_group(spawner.user.name)
 
 
-def missing_models() -> list[str]:
-    """The course models and data the prepared cache lacks (``make prepare`` builds them)."""
+def missing_models(cache: Path, data: Path) -> list[str]:
+    """The course models and MNIST files that ``cache`` and ``data`` lack (``make prepare``)."""
     missing = [name for name in COURSE_CONFIGS if name != "fashion"
-               and not cache_path(course_config(name)).is_file()]
-    if not classifier_path().is_file():
+               and not (cache / cache_path(course_config(name)).name).is_file()]
+    if not (cache / classifier_path().name).is_file():
         missing.append("the evaluation classifier")
-    if not all((raw_dir(data_dir()) / name).is_file() for split in FILES.values()
+    if not all((raw_dir(data) / name).is_file() for split in FILES.values()
                for name in split):
         missing.append("MNIST data")
     return missing
 
 
-def problems() -> list[str]:
-    """What would stop this machine from serving the class, each with what to do instead."""
-    found = []
-    if os.geteuid() != 0:
-        found.append("the hub must run as root to start each student's server as their own "
-                     "system user: run `sudo make hub`")
-    blocked = _reachable_by_others(Path(sys.executable))
-    if blocked is not None:
-        found.append(f"students cannot run the course's Python ({sys.executable}): {blocked} "
-                     f"is closed to other users. Build the environment in a folder they can "
-                     f"reach (e.g. /opt), or let them pass through with `chmod o+x {blocked}`")
-    if not PROXY.is_file():
-        found.append("JupyterHub's proxy is not installed: run `npm ci --prefix hub` "
-                     "(`make hub` does)")
-    missing = missing_models()
-    if missing:
-        found.append(f"the shared cache {cache_dir()} lacks {', '.join(missing)}: run "
-                     f"`make prepare` once first, so that no student trains a course model")
+def secrets() -> list[Path]:
+    """What no student may read: the checkout (solutions, grades, history) and the hub's state."""
+    state = state_dir()
+    found = [REPO, REPO / ".git" / "HEAD", state]
+    found += sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
+    found += sorted(p for p in state.glob("*") if p.is_file()) if state.is_dir() else []
     return found
 
 
+# Run as an unprivileged user with a student's environment: the imports a server and a kernel
+# make, where the course package comes from, and which of the given paths it could read.
+PROBE = """
+import json, os, sys
+import ipykernel, jupyter_resource_usage, jupyterhub.singleuser.app, jupyterlab, torch
+import cvae_lib
+readable = []
+for path in sys.argv[1:]:
+    try:
+        os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
+    except OSError:
+        continue
+    readable.append(path)
+print(json.dumps({"course": cvae_lib.__file__, "readable": readable}))
+"""
+
+
+def probe_as_student(release: Path) -> tuple[dict | None, str]:
+    """What an unprivileged user sees with a student's Python: (findings, error output)."""
+    python = release_python(release)
+    env = {"HOME": "/", "PATH": f"{python.parent}:/usr/bin:/bin", "CVAE_OFFLINE": "1"}
+    try:
+        done = subprocess.run([str(python), "-c", PROBE, *map(str, secrets())], cwd="/",
+                              env=env, user=STUDENT_ID, group=STUDENT_ID, extra_groups=[],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as err:
+        return None, str(err)
+    if done.returncode != 0:
+        return None, (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1]), ""
+
+
+def _student_problems(release: Path) -> list[str]:
+    """What a student's server could not do, or could see and must not."""
+    python = release_python(release)
+    found, error = probe_as_student(release)
+    if found is None:
+        return [f"a student's server cannot start: {python}, run as an unprivileged user with "
+                f"a student's environment, failed ({error}). Every folder on the way to it and "
+                f"to its base interpreter ({Path(os.path.realpath(python))}) must be open to "
+                f"others (mode o+rx): build the instructor's venv on a Python outside a private "
+                f"home (e.g. /usr/bin/python3 or /opt), then rebuild the release"]
+    problems = []
+    if not Path(found["course"]).is_relative_to(release):
+        problems.append(f"a student's Python imports the course from {found['course']}, not "
+                        f"from the release {release}: rebuild it with `hub release`")
+    if found["readable"]:
+        problems.append(f"a student can read {', '.join(found['readable'])}: the solutions, "
+                        f"grades and the hub's state must stay private. Close the checkout "
+                        f"(`chmod 700 {REPO}`) and keep CVAE_HUB_STATE inside it or in another "
+                        f"private folder; students run the release in {release}")
+    return problems
+
+
+def problems() -> list[str]:
+    """What would stop this machine from serving the class safely, each with what to do."""
+    if os.geteuid() != 0:
+        return ["the hub must run as root to start each student's server as their own system "
+                "user and cap it: run `sudo make hub`"]
+    release, found = release_dir(), list(limits.problems())
+    if not PROXY.is_file():
+        found.append("JupyterHub's proxy is not installed: run `npm ci --prefix hub` "
+                     "(`make hub` does)")
+    if not release_python(release).is_file():
+        return [*found, f"no course release in {release}: run `python -m "
+                        f"cvae_lib.classroom.hub release` (`make hub` does)"]
+    missing = missing_models(release / "cache", release / "data")
+    if missing:
+        found.append(f"the release {release} lacks {', '.join(missing)}: run `make prepare` "
+                     f"once, then rebuild the release, so that no student trains a course model")
+    if admin_name() not in accounts.issued(state_dir()):
+        found.append(f"the admin account {admin_name()!r} has no password the instructor "
+                     f"issued, so the first visitor could claim it: run `python -m "
+                     f"cvae_lib.classroom.hub accounts` before the hub starts")
+    return found + _student_problems(release)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``check``: print what stops the hub from serving the class; exit 1 if anything does."""
+    """``release``, ``accounts`` or ``check`` (exit 1, naming each problem, if it is unsafe)."""
     parser = argparse.ArgumentParser(prog="python -m cvae_lib.classroom.hub",
                                      description=main.__doc__)
-    parser.add_argument("command", choices=["check"])
-    parser.parse_args(argv)
+    parser.add_argument("command", choices=["release", "accounts", "check"])
+    parser.add_argument("--reissue", nargs="+", default=[], metavar="NAME",
+                        help="accounts: give these people a new first password")
+    args = parser.parse_args(argv)
+    if args.command == "release":
+        print(f"Course release built in {build_release()}: students run it, read-only.")
+        return 0
+    if args.command == "accounts":
+        names = accounts.roster(os.environ.get("CVAE_HUB_STUDENTS", ""))
+        given = accounts.setup_accounts(names, admin_name(), state_dir(), homes_dir(),
+                                        args.reissue)
+        for name, password in given.items():
+            print(f"{name}\t{password}")
+        print(f"{len(given)} first password(s) issued (also in {state_dir() / accounts.SLIPS}, "
+              f"mode 0600); everyone changes theirs at /hub/change-password.")
+        return 0
     found = problems()
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)
     if not found:
-        print(f"Ready: models and MNIST in {cache_dir()} and {data_dir()}, shared read-only.")
+        print(f"Ready: the release in {release_dir()} is read-only to students, who cannot read "
+              f"the solutions or the hub's state; caps per student: "
+              f"{limits.caps_from_env().describe()}.")
     return 1 if found else 0
 
 

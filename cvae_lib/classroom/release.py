@@ -1,0 +1,103 @@
+"""The course as students get it on the hub: a release outside the instructor's checkout.
+
+Introduced in the book's hub guide. The instructor's checkout holds the exercises' solutions,
+the grades, the hub's state and its git history; it stays private (mode 0700). ``python -m
+cvae_lib.classroom.hub release`` builds, in ``CVAE_HUB_RELEASE`` (default ``/srv/cvae-course``),
+everything a student's server reads, owned by root and read-only to students:
+
+- ``venv/``: the instructor's Python environment with the course package *installed* (not
+  editable, so nothing points back into the checkout). Its files are hard links to the
+  instructor's venv where both are on one disk: built in seconds, no second 5 GB copy.
+- ``notebooks/``: the lessons' student copies (never ``notebooks/solutions/``).
+- ``cache/`` and ``data/``: the models ``make prepare`` trained and MNIST, shared by everyone.
+- ``trainings/``: the folder where every student's training registers, made by root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cvae_lib.data import data_dir, raw_dir
+from cvae_lib.infra.storage import cache_dir, publish_folder, staging_folder
+
+REPO = Path(__file__).resolve().parents[2]
+# The editable install of the course in the instructor's venv: the release installs it instead.
+EDITABLE = ("__editable__", "cvae_course-")
+
+
+def release_dir() -> Path:
+    """Where the hub serves the course from: ``$CVAE_HUB_RELEASE`` or ``/srv/cvae-course``."""
+    return Path(os.environ.get("CVAE_HUB_RELEASE", "/srv/cvae-course"))
+
+
+def release_python(release: Path) -> Path:
+    """The Python every student's server and kernel runs."""
+    return release / "venv" / "bin" / "python"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link to ``source`` (same disk), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _venv(target: Path) -> None:
+    """A venv on the instructor's interpreter holding their packages and the installed course."""
+    base = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(target)], check=True)
+    source, version = Path(sys.prefix), f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    packages = Path("lib") / version / "site-packages"
+    for part in ("share", "etc", str(packages)):
+        if (source / part).is_dir():
+            shutil.copytree(source / part, target / part, symlinks=True, dirs_exist_ok=True,
+                            copy_function=_link_or_copy,
+                            ignore=lambda folder, names: [n for n in names
+                                                          if n.startswith(EDITABLE)])
+    source = target / "course-source"  # built from a copy: nothing is written into the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(REPO / name, source / name)
+    shutil.copytree(REPO / "cvae_lib", source / "cvae_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([str(target / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                    "--no-deps", "--no-build-isolation", "--no-index", str(source)],
+                   check=True, capture_output=True, text=True, cwd=target)
+    shutil.rmtree(source)
+
+
+def _copy_files(source: Path, target: Path, pattern: str = "*") -> None:
+    """The regular files matching ``pattern`` in ``source`` (no locks or temporaries)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.glob(pattern)):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith(".") \
+                and path.suffix not in (".lock", ".tmp"):
+            shutil.copyfile(path, target / path.name)
+
+
+def build_release(release: Path | None = None) -> Path:
+    """Build the course release students run (see the module's docstring); return its folder."""
+    release = Path(release or release_dir())
+    release.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_folder(release)
+    try:
+        _venv(staging / "venv")
+        _copy_files(REPO / "notebooks", staging / "notebooks", "*.ipynb")
+        _copy_files(cache_dir(), staging / "cache")
+        _copy_files(raw_dir(data_dir()), raw_dir(staging / "data"))
+        (staging / "trainings").mkdir()
+        # Root's and read-only to students; the venv keeps its owner (its files are the
+        # instructor's own, hard-linked), and only gains read rights for everyone.
+        ours = [str(staging / part) for part in ("notebooks", "cache", "data", "trainings")]
+        subprocess.run(["chown", "-R", "0:0", *ours], check=True)
+        subprocess.run(["chmod", "-R", "u+rwX,go+rX,go-w", str(staging)], check=True)
+        (staging / "trainings").chmod(0o1777)  # everyone registers; nobody removes another's
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return publish_folder(staging, release)
