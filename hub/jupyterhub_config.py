@@ -66,6 +66,9 @@ c.Authenticator.admin_users = {admin}
 # hooks check the account is one the hub created, copy the notebooks at first login, make the
 # cgroup, and after the server stops, kill whatever the student left running in it.
 c.Spawner.default_url = "/lab"
+# JupyterLab's terminals start a login shell, whose /etc/profile resets PATH: `python` there
+# would not be the course's. A plain shell keeps the server's PATH (the release's venv first).
+c.Spawner.args = ["--ServerApp.terminado_settings=shell_command=/bin/bash"]
 c.Spawner.pre_spawn_hook = student_spawn
 c.Spawner.post_stop_hook = student_stopped
 c.Spawner.start_timeout = 120  # a cold laptop imports torch and JupyterLab in about 20 s
