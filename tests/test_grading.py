@@ -99,7 +99,7 @@ def check_labels(source: str, targets: dict[str, str]) -> dict[str, str]:
             getattr(checks, check)(eval(target, namespace))
         except AssertionError as failure:
             labels[check] = (getattr(failure, "label", None)
-                             or submission_run.short_label(str(failure)))
+                             or notebook_checks.short_label(str(failure)))
     assert labels, f"the sample passes every check: {source[:60]!r}"
     return labels
 
@@ -360,7 +360,7 @@ def test_html_escapes_student_text() -> None:
 
 def test_short_label_keeps_the_first_clause() -> None:
     """A message without a label is named by its first clause."""
-    assert submission_run.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
+    assert notebook_checks.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
         "The KL term has the wrong sign")
-    assert submission_run.short_label("") == "assertion failed"
-    assert len(submission_run.short_label("word " * 40)) == submission_run.LABEL_CHARS
+    assert notebook_checks.short_label("") == "assertion failed"
+    assert len(notebook_checks.short_label("word " * 40)) == notebook_checks.LABEL_CHARS
