@@ -141,11 +141,10 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
 
 
 class Listener:
-    """A TCP port on 127.0.0.1 that records every connection made to it."""
+    """A listening socket (TCP on 127.0.0.1 by default) that records every connection to it."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+    def __init__(self, server: socket.socket | None = None) -> None:
+        self.server = server or socket.create_server(("127.0.0.1", 0))
         self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -174,7 +173,7 @@ def graded(tmp_path_factory) -> dict:
     todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
     samples = {"correct.ipynb": (solution, {}),
                "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
-               **mistakes(solution), **attacks(targets, listener.port)}
+               **mistakes(solution), **attacks(targets, listener.server.getsockname()[1])}
     for name, (nb, _) in samples.items():
         nbformat.write(nb, folder / name)
     (folder / "corrupt.ipynb").write_text("{ this is not json")

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sysconfig
 import tempfile
-import threading
 import uuid
 import venv
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grading import (NOTEBOOKS, RIGHT, SOLUTION, cell_defining, printed_rows,
+from test_grading import (NOTEBOOKS, RIGHT, SOLUTION, Listener, cell_defining, printed_rows,
                           reparameterize_variant, skip_without_sandbox, with_body)
 
 from cvae_lib.classroom.grading import grade as grading
@@ -228,24 +227,13 @@ CAPPED = {
 }
 
 
-class UnixListener:
-    """A root-only Unix socket (a stand-in for docker.sock) that counts connections."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = str(folder / "root-only.sock")
-        self.server = socket.socket(socket.AF_UNIX)
-        self.server.bind(self.path)
-        os.chmod(self.path, 0o600)
-        self.server.listen()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        """Count connections until the socket is closed."""
-        with contextlib.suppress(OSError):
-            while True:
-                self.server.accept()[0].close()
-                self.connections += 1
+def unix_listener(folder: Path) -> Listener:
+    """A root-only Unix socket in ``folder`` (a stand-in for docker.sock), counting connections."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(folder / "root-only.sock"))
+    os.chmod(folder / "root-only.sock", 0o600)
+    server.listen()
+    return Listener(server)
 
 
 @pytest.fixture(scope="module")
@@ -261,13 +249,14 @@ def hostile_class() -> Iterator[dict]:
     secret = outside / "secret.txt"
     secret.write_text(f"SECRET-{uuid.uuid4().hex}")
     secret.chmod(0o600)
-    listener = UnixListener(outside)
+    listener = unix_listener(outside)
     solution = nbformat.read(SOLUTION, as_version=4)
     samples = {"correct.ipynb": solution, "bob/06.ipynb": solution, **forgeries(),
                "patched.ipynb": patched(), "injection.ipynb": injection(),
                f"name{FORGED.split(chr(10))[1]}\n\x1b[32m.ipynb": student_copy(),
                "reader.ipynb": reader(["/etc/shadow", str(secret), str(SOLUTION),
-                                       str(folder / "bob" / "06.ipynb")], listener.path),
+                                       str(folder / "bob" / "06.ipynb")],
+                                      listener.server.getsockname()),
                **{name: student_copy(code) for name, code in CAPPED.items()}}
     for name, nb in samples.items():
         nbformat.write(nb, folder / name)

@@ -22,11 +22,23 @@ from pathlib import Path
 import nbformat
 
 from cvae_lib.classroom.grading.notebooks import Exercise, identify, load_exercises
-from cvae_lib.classroom.grading.report import (GRADED, Row, html_report, printable, text_report,
-                                               write_csv)
+from cvae_lib.classroom.grading.report import (
+    GRADED,
+    Row,
+    html_report,
+    printable,
+    text_report,
+    write_csv,
+)
 from cvae_lib.classroom.grading.run import run_submission
-from cvae_lib.classroom.grading.sandbox import (FILE_MB, PROCESSES, TMP_MB, Limits, Sandbox,
-                                                find_sandbox)
+from cvae_lib.classroom.grading.sandbox import (
+    FILE_MB,
+    PROCESSES,
+    TMP_MB,
+    Limits,
+    Sandbox,
+    find_sandbox,
+)
 from cvae_lib.infra.storage import check_writable
 
 NOT_EXERCISE = "not an exercise notebook"
@@ -61,7 +73,7 @@ def _parse(data: bytes) -> nbformat.NotebookNode | str:
     return nb
 
 
-def read_submission(name: str, dir_fd: int) -> nbformat.NotebookNode | str:
+def _read_submission(name: str, dir_fd: int) -> nbformat.NotebookNode | str:
     """The notebook ``name`` in the folder ``dir_fd``, opened without following a link."""
     info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     if not stat.S_ISREG(info.st_mode):
@@ -100,7 +112,7 @@ def submissions(folder: Path, skip: Path | None = None) -> list[Submission]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
         for name in sorted(n for n in [*files, *links] if not n.startswith(".")):
             found.append((os.path.normpath(os.path.join(relative, name)),
-                          read_submission(name, dir_fd)))
+                          _read_submission(name, dir_fd)))
     return sorted(found, key=lambda item: item[0])
 
 

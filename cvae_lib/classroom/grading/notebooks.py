@@ -170,7 +170,7 @@ def _assert_message(node: ast.AST) -> ast.expr | None | bool:
     return False
 
 
-def assert_labels(filename: str, source: str) -> dict[tuple[str, int], str]:
+def _assert_labels(filename: str, source: str) -> dict[tuple[str, int], str]:
     """(file name, line) -> label, for every line of every assert in ``source``."""
     labels = {}
     for node in ast.walk(_parse(source) or ast.Module(body=[], type_ignores=[])):
@@ -208,5 +208,5 @@ def trusted_code(exercise: Exercise) -> TrustedCode:
         checks[check] = (f"<check {check}>", _through_call(cells[places[-1]].source, check))
     labels: dict[tuple[str, int], str] = {}
     for filename, source in [*setup, *checks.values()]:
-        labels |= assert_labels(filename, source)
+        labels |= _assert_labels(filename, source)
     return TrustedCode(setup, checks, labels, max(places, default=0))

@@ -27,10 +27,14 @@ from typing import IO
 import nbformat
 
 from cvae_lib.checks import MISTAKES
-from cvae_lib.classroom.grading.notebooks import (Exercise, TrustedCode, called_names,
-                                                  plain_python, trusted_code)
-from cvae_lib.classroom.grading.sandbox import (INSIDE_TMP, Limits, Sandbox, runner_argv,
-                                                runner_env)
+from cvae_lib.classroom.grading.notebooks import (
+    Exercise,
+    TrustedCode,
+    called_names,
+    plain_python,
+    trusted_code,
+)
+from cvae_lib.classroom.grading.sandbox import INSIDE_TMP, Limits, Sandbox, runner_argv, runner_env
 
 OK, TODO, TIMED_OUT = "OK", "TODO left", "timed out"
 CHANGED = "changed the checks: review"  # student code rebound a check, cvae_lib or torch
@@ -43,7 +47,7 @@ SHAPES = {"ok": (), "todo": (), "changed": (), "mistake": (str,), "assert": (str
           "error": (str, str)}  # an outcome's kind -> the types of the values after it
 
 
-def well_formed(outcome: object) -> bool:
+def _well_formed(outcome: object) -> bool:
     """True for an outcome of a known kind with values of the right types."""
     if not (isinstance(outcome, list) and outcome and outcome[0] in SHAPES):
         return False
@@ -69,7 +73,7 @@ def describe(outcome: list, earlier: list | None, labels: dict[tuple[str, int], 
     return f"crashed: {name}"
 
 
-def check_places(nb: nbformat.NotebookNode, exercise: Exercise) -> dict[str, int]:
+def _check_places(nb: nbformat.NotebookNode, exercise: Exercise) -> dict[str, int]:
     """Check -> index among the code cells of the first submission cell calling it."""
     cells = [cell for cell in nb.cells if cell.cell_type == "code"]
     places = {}
@@ -80,11 +84,11 @@ def check_places(nb: nbformat.NotebookNode, exercise: Exercise) -> dict[str, int
     return places
 
 
-def job_steps(nb: nbformat.NotebookNode, exercise: Exercise, code: TrustedCode) -> list[list]:
+def _job_steps(nb: nbformat.NotebookNode, exercise: Exercise, code: TrustedCode) -> list[list]:
     """The submission's cells up to its last check cell, each check cell replaced by the
     exercise's own; a check whose cell was deleted runs after them."""
     cells = [cell for cell in nb.cells if cell.cell_type == "code"]
-    places = check_places(nb, exercise)
+    places = _check_places(nb, exercise)
     stop = max(places.values(), default=code.last_check)
     steps: list[list] = []
     for index, cell in enumerate(cells[:stop + 1]):
@@ -112,8 +116,8 @@ def _accept(line: bytes, nonce: str, found: dict[str, tuple], checks: tuple[str,
             and hmac.compare_digest(message["nonce"], nonce)):
         return
     check, outcome, earlier = message.get("check"), message.get("outcome"), message.get("earlier")
-    if (check in checks and check not in found and well_formed(outcome)
-            and (earlier is None or well_formed(earlier))):
+    if (check in checks and check not in found and _well_formed(outcome)
+            and (earlier is None or _well_formed(earlier))):
         found[check] = (outcome, earlier)
 
 
@@ -167,7 +171,7 @@ def run_submission(nb: nbformat.NotebookNode, exercise: Exercise, limits: Limits
         root = INSIDE_TMP if sandbox.bwrap else Path(os.path.realpath(tmp))
         job = {"nonce": nonce, "result_fd": write_fd, "trusted": code.setup,
                "limits": limits.rlimits(sandbox.bwrap is not None),
-               "steps": job_steps(nb, exercise, code)}
+               "steps": _job_steps(nb, exercise, code)}
         try:
             proc = _start(sandbox, limits, uid, root, write_fd)
         finally:

@@ -25,7 +25,7 @@ WATCHED = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.distri
 Print = list[tuple[Mapping, str, object, tuple]]
 
 
-def set_limits(limits: dict[str, int]) -> None:
+def _set_limits(limits: dict[str, int]) -> None:
     """Cap this process and its children (soft = hard, so student code cannot raise them)."""
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
@@ -61,13 +61,13 @@ def _namespaces(trusted: dict) -> list[Mapping]:
     return spaces
 
 
-def fingerprint(trusted: dict) -> Print:
+def _fingerprint(trusted: dict) -> Print:
     """Every name of those namespaces with what it is bound to and, for functions, their code."""
     return [(space, name, value, _code_of(value)) for space in _namespaces(trusted)
             for name, value in list(space.items())]
 
 
-def changed(prints: Print) -> bool:
+def _changed(prints: Print) -> bool:
     """True when a name of the fingerprint is rebound, removed, or its function's code changed."""
     missing = object()
     for space, name, value, code in prints:
@@ -78,7 +78,7 @@ def changed(prints: Print) -> bool:
     return False
 
 
-def classify(err: BaseException, trusted_files: set[str], check_failure: type) -> list:
+def _classify(err: BaseException, trusted_files: set[str], check_failure: type) -> list:
     """What an exception says, as plain values: todo, a check's mistake key or assert, an error."""
     kind = type(err)
     if kind is NotImplementedError and err.args and type(err.args[0]) is str and (
@@ -105,37 +105,50 @@ def _read_job() -> dict:
     return job
 
 
-def main() -> None:
-    """Run the job: trusted code, then the submission's cells with the checks in their places."""
-    job = _read_job()
-    set_limits(job["limits"])
-    send, nonce = job["result_fd"], job["nonce"]
-    from cvae_lib.checks import CheckFailure  # bound before any student code runs
+def _trusted_namespace(job: dict) -> dict:
+    """The exercise's setup cell and check definitions, run before any student code."""
     import torch._dynamo  # noqa: F401 - on import it rebinds torch.manual_seed: not a change
     trusted: dict = {"__name__": "__exercise__", "__builtins__": builtins}
     for filename, source in job["trusted"]:
-        exec(compile(source, filename, "exec"), trusted)  # the exercise's own code
+        exec(compile(source, filename, "exec"), trusted)  # noqa: S102 - the exercise's code
+    return trusted
+
+
+def _run(step: list, student: dict, checks: dict) -> None:
+    """Run a submission cell, or a check cell with the check names bound to the trusted ones."""
+    code = compile(step[-1], step[-2], "exec")
+    if step[0] == "cell":
+        exec(code, student)  # noqa: S102 - student code, in the sandbox
+    else:
+        exec(code, student, dict(checks))  # noqa: S102 - the exercise's own check cell
+
+
+def main() -> None:
+    """Run the job: trusted code, then the submission's cells with the checks in their places."""
+    job = _read_job()
+    _set_limits(job["limits"])
+    from cvae_lib.checks import CheckFailure  # bound before any student code runs
+    trusted = _trusted_namespace(job)
     checks = {name: value for name, value in trusted.items()
               if name.startswith("check_") and callable(value)}
     trusted_files = {filename for filename, _ in job["trusted"]} | {
         step[2] for step in job["steps"] if step[0] == "check"}
-    prints, student = fingerprint(trusted), {"__name__": "__main__", "__builtins__": builtins}
+    prints, student = _fingerprint(trusted), {"__name__": "__main__", "__builtins__": builtins}
     earlier, tampered = None, False
     for step in job["steps"]:
         outcome = ["changed"]
         if not tampered:
             try:
-                code = compile(step[-1], step[-2], "exec")
-                exec(code, student) if step[0] == "cell" else exec(code, student, dict(checks))
+                _run(step, student, checks)
                 outcome = ["ok"]
             except BaseException as err:  # noqa: BLE001 - every way a cell can fail is reported
-                outcome = classify(err, trusted_files, CheckFailure)
+                outcome = _classify(err, trusted_files, CheckFailure)
                 earlier = earlier or (outcome if step[0] == "cell" else None)
-            tampered = changed(prints)
+            tampered = _changed(prints)
         if step[0] == "check":
-            line = {"nonce": nonce, "check": step[1], "earlier": earlier,
+            line = {"nonce": job["nonce"], "check": step[1], "earlier": earlier,
                     "outcome": ["changed"] if tampered else outcome}
-            os.write(send, (json.dumps(line) + "\n").encode())
+            os.write(job["result_fd"], (json.dumps(line) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ there is one, /dev and its own /proc, and a size-capped tmpfs as /tmp, its only 
 place. Not the repository, /etc, /var, /run, /home or any socket; no network. When the grader
 runs as root, the runner drops to a uid of its own (one per submission running at once) with
 no capabilities and no new privileges. The runner caps its address space, process count and
-file size with rlimits before any student code runs (``runner.set_limits``).
+file size with rlimits before any student code runs (``runner._set_limits``).
 """
 
 from __future__ import annotations
@@ -93,14 +93,14 @@ class Sandbox:
         if self.bwrap is None:
             return argv
         if os.geteuid() != 0:
-            return [self.bwrap, *bwrap_options(), "--unshare-user", "--uid", "65534",
+            return [self.bwrap, *_bwrap_options(), "--unshare-user", "--uid", "65534",
                     "--gid", "65534", "--cap-drop", "ALL", *argv]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return [self.bwrap, *bwrap_options(), *drop, *argv]
+        return [self.bwrap, *_bwrap_options(), *drop, *argv]
 
 
-def python_executable() -> str:
+def _python_executable() -> str:
     """This Python by its real folder: a venv symlinked into a hidden /tmp still starts.
 
     Only the folder is resolved: the venv's ``bin/python`` is itself a link to the base
@@ -110,24 +110,24 @@ def python_executable() -> str:
     return os.path.join(os.path.realpath(folder), name)
 
 
-def data_folder() -> Path | None:
+def _data_folder() -> Path | None:
     """The instructor's prepared MNIST folder, if there is one."""
     prepared = Path(os.environ.get("CVAE_DATA_DIR", REPO / "data"))
     return prepared if (prepared / "MNIST" / "raw").is_dir() else None
 
 
-def bound_paths() -> list[str]:
+def _bound_paths() -> list[str]:
     """Real paths the sandbox sees: /usr, Python, its packages, cvae_lib, the MNIST folder.
 
     Only the entries of ``sys.path`` that hold packages (inside a prefix, or a site-packages
     folder) are taken: never the checkout, which ``sys.path`` holds under pytest.
     """
-    prefixes = [sys.base_prefix, sys.prefix, os.path.dirname(python_executable()),
+    prefixes = [sys.base_prefix, sys.prefix, os.path.dirname(_python_executable()),
                 os.path.realpath(sys.executable)]
     packages = [p for p in sys.path if p and (Path(p).name in ("site-packages", "dist-packages")
                                               or any(Path(p).is_relative_to(q) for q in prefixes))]
     wanted = ["/usr", *prefixes, *packages, *sysconfig.get_paths().values(), PACKAGE,
-              *[data for data in [data_folder()] if data]]
+              *[data for data in [_data_folder()] if data]]
     real = {os.path.realpath(p) for p in wanted if os.path.exists(p)}
     return sorted(p for p in real if not any(p != q and Path(p).is_relative_to(q) for q in real))
 
@@ -138,7 +138,7 @@ def _parents(paths: list[str]) -> list[str]:
     return sorted(parents - {"/", str(INSIDE_TMP)}, key=lambda p: (p.count("/"), p))
 
 
-def bwrap_options() -> list[str]:
+def _bwrap_options() -> list[str]:
     """Namespaces, /dev, /proc, a capped /tmp, the system links and the allow-listed paths."""
     options = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--dev", "/dev",
@@ -147,7 +147,7 @@ def bwrap_options() -> list[str]:
     for link in SYSTEM_LINKS:
         if os.path.islink(link):
             options += ["--symlink", os.readlink(link), link]
-    paths = bound_paths()
+    paths = _bound_paths()
     for parent in _parents(paths):
         options += ["--perms", "0755", "--dir", parent]
     for path in paths:
@@ -157,7 +157,7 @@ def bwrap_options() -> list[str]:
 
 def runner_env(root: Path, threads: int) -> dict[str, str]:
     """A minimal environment (none of the instructor's variables): fast, offline, local."""
-    data = data_folder()
+    data = _data_folder()
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": str(threads),
             "HOME": str(root / "home"), "TMPDIR": str(root), "CVAE_FAST": "1",
             "CVAE_OFFLINE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(root / "matplotlib"),
@@ -167,7 +167,7 @@ def runner_env(root: Path, threads: int) -> dict[str, str]:
 
 def runner_argv() -> list[str]:
     """The runner's command line: this Python, isolated from the environment and the cwd."""
-    return [python_executable(), "-I", "-c", BOOT]
+    return [_python_executable(), "-I", "-c", BOOT]
 
 
 def _cannot_start(reason: object) -> Sandbox:
@@ -183,11 +183,11 @@ def find_sandbox() -> Sandbox:
         return Sandbox(None, "bubblewrap (bwrap) is not installed; install it "
                              "(apt-get install -y bubblewrap)")
     probe = Sandbox(bwrap)
-    argv = [python_executable(), "-I", "-c",
+    argv = [_python_executable(), "-I", "-c",
             "import importlib.util, sys; sys.exit(importlib.util.find_spec('cvae_lib') is None)"]
     try:
         result = subprocess.run(probe.command(argv, FIRST_UID), capture_output=True, text=True,
-                                timeout=60)
+                                timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return _cannot_start(err)
     if result.returncode != 0:
