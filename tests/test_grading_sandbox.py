@@ -172,6 +172,9 @@ def forgeries() -> dict[str, nbformat.NotebookNode]:
             "        except OSError:\n            pass"),
         "own_assertion.ipynb": student_copy(
             "AssertionError = type('AssertionError', (Exception,), {})"),
+        "dumps.ipynb": student_copy(  # rewrites every result line the grader would send
+            "import json\ndumps = json.dumps\njson.dumps = lambda line, *a, **k: dumps(\n"
+            "    {**line, 'outcome': ['ok']} if isinstance(line, dict) else line, *a, **k)"),
     }
 
 

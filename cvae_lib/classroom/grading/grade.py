@@ -22,23 +22,11 @@ from pathlib import Path
 import nbformat
 
 from cvae_lib.classroom.grading.notebooks import Exercise, identify, load_exercises
-from cvae_lib.classroom.grading.report import (
-    GRADED,
-    Row,
-    html_report,
-    printable,
-    text_report,
-    write_csv,
-)
+from cvae_lib.classroom.grading.report import (GRADED, Row, html_report, printable, text_report,
+                                               write_csv)
 from cvae_lib.classroom.grading.run import run_submission
-from cvae_lib.classroom.grading.sandbox import (
-    FILE_MB,
-    PROCESSES,
-    TMP_MB,
-    Limits,
-    Sandbox,
-    find_sandbox,
-)
+from cvae_lib.classroom.grading.sandbox import (FILE_MB, PROCESSES, TMP_MB, Limits, Sandbox,
+                                                find_sandbox)
 from cvae_lib.infra.storage import check_writable
 
 NOT_EXERCISE = "not an exercise notebook"
@@ -49,7 +37,7 @@ Submission = tuple[str, "nbformat.NotebookNode | str"]  # its name, its notebook
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
 # Seconds the cells of each correct solution take up to its last check in fast mode, in the
 # sandbox with one thread (worst of three runs, 2026-12-02, 2-core AMD EPYC shared with other
-# jobs; the kernel's start, about 1 s, is not counted). The setup cell's torch import is
+# jobs, with the former Jupyter-kernel runner, whose start, about 1 s, was not counted). The setup cell's torch import is
 # 3.6-4.5 s of them; it took 9.8 s on the same machine under heavier load.
 SOLUTION_SECONDS = {"05": 9.7, "06": 4.6, "07": 8.3}
 TIMEOUT_FACTOR = 10  # a slow laptop, or two kernels sharing its cores
@@ -101,6 +89,7 @@ def submissions(folder: Path, skip: Path | None = None) -> list[Submission]:
     home (or a folder swapped for one) cannot make the grader read elsewhere.
     """
     skipped = os.path.realpath(skip) if skip is not None else None
+    folder = Path(os.path.realpath(folder))  # the instructor's folder may itself be a link
     found: list[Submission] = []
     for top, dirs, files, dir_fd in os.fwalk(folder, follow_symlinks=False):
         if os.path.realpath(top) == skipped:

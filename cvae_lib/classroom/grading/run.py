@@ -27,13 +27,8 @@ from typing import IO
 import nbformat
 
 from cvae_lib.checks import MISTAKES
-from cvae_lib.classroom.grading.notebooks import (
-    Exercise,
-    TrustedCode,
-    called_names,
-    plain_python,
-    trusted_code,
-)
+from cvae_lib.classroom.grading.notebooks import (Exercise, TrustedCode, called_names,
+                                                  plain_python, trusted_code)
 from cvae_lib.classroom.grading.sandbox import INSIDE_TMP, Limits, Sandbox, runner_argv, runner_env
 
 OK, TODO, TIMED_OUT = "OK", "TODO left", "timed out"

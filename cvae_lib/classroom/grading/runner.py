@@ -18,6 +18,7 @@ import os
 import resource
 import signal
 import sys
+from builtins import any, isinstance, len, type, zip  # noqa: UP029 - builtins.len= won't reach
 from collections.abc import Mapping
 from types import CellType, FunctionType
 
@@ -134,7 +135,7 @@ def main() -> None:
     trusted_files = {filename for filename, _ in job["trusted"]} | {
         step[2] for step in job["steps"] if step[0] == "check"}
     prints, student = _fingerprint(trusted), {"__name__": "__main__", "__builtins__": builtins}
-    earlier, tampered = None, False
+    earlier, tampered, dumps, write = None, False, json.dumps, os.write  # before student code
     for step in job["steps"]:
         outcome = ["changed"]
         if not tampered:
@@ -148,7 +149,7 @@ def main() -> None:
         if step[0] == "check":
             line = {"nonce": job["nonce"], "check": step[1], "earlier": earlier,
                     "outcome": ["changed"] if tampered else outcome}
-            os.write(job["result_fd"], (json.dumps(line) + "\n").encode())
+            write(job["result_fd"], (dumps(line) + "\n").encode())
 
 
 if __name__ == "__main__":
