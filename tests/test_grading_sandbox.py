@@ -213,6 +213,14 @@ def injection() -> nbformat.NotebookNode:
     return with_todo_loss(reparameterize_variant(body))
 
 
+def inspector() -> nbformat.NotebookNode:
+    """A student copy that ends itself if it runs as root or sees more than grading needs."""
+    hidden = ["/etc", "/var", "/run", "/home", "/root/.cache", str(sandbox.REPO / "notebooks"),
+              str(sandbox.REPO / "hub"), str(sandbox.REPO / "tests")]
+    return student_copy(f"import os\nif os.getuid() == 0 or any(map(os.path.exists, {hidden!r})):"
+                        "\n    os._exit(3)")
+
+
 CAPPED = {
     # At most 200 children, each asleep: past the cap the fork fails and the TODOs remain.
     "fork_storm.ipynb": "import os, time\nforked = 0\ntry:\n    for _ in range(200):\n"
@@ -260,6 +268,7 @@ def hostile_class() -> Iterator[dict]:
                "reader.ipynb": reader(["/etc/shadow", str(secret), str(SOLUTION),
                                        str(folder / "bob" / "06.ipynb")],
                                       listener.server.getsockname()),
+               "inspector.ipynb": inspector(),
                **{name: student_copy(code) for name, code in CAPPED.items()}}
     for name, nb in samples.items():
         nbformat.write(nb, folder / name)
@@ -289,7 +298,7 @@ def test_only_the_correct_solutions_get_ok(hostile_class: dict) -> None:
     rows = printed_rows(hostile_class["printed"])
     todo, ok = [submission_run.TODO] * 3, [submission_run.OK] * 3
     assert rows["correct.ipynb"][1:] == rows["bob/06.ipynb"][1:] == ok
-    for name in [*forgeries(), "reader.ipynb", *CAPPED]:
+    for name in [*forgeries(), "reader.ipynb", "inspector.ipynb", *CAPPED]:
         assert rows[name][1:] == todo, name
     assert rows["patched.ipynb"][1:] == [submission_run.CHANGED] * 3
     assert submission_run.OK not in rows["injection.ipynb"][1:]

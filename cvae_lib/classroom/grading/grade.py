@@ -37,10 +37,10 @@ Submission = tuple[str, "nbformat.NotebookNode | str"]  # its name, its notebook
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
 # Seconds the cells of each correct solution take up to its last check in fast mode, in the
 # sandbox with one thread (worst of three runs, 2026-12-02, 2-core AMD EPYC shared with other
-# jobs, with the former Jupyter-kernel runner, whose start, about 1 s, was not counted). The setup cell's torch import is
+# jobs, measured with the former Jupyter-kernel runner). The setup cell's torch import is
 # 3.6-4.5 s of them; it took 9.8 s on the same machine under heavier load.
 SOLUTION_SECONDS = {"05": 9.7, "06": 4.6, "07": 8.3}
-TIMEOUT_FACTOR = 10  # a slow laptop, or two kernels sharing its cores
+TIMEOUT_FACTOR = 10  # a slow laptop, or two submissions sharing its cores
 TIMEOUT_FLOOR = 60.0  # a cold torch import from a slow disk, whatever the exercise
 UNMEASURED_TIMEOUT = 300.0  # an exercise added after the measurements above
 
@@ -148,7 +148,7 @@ def grade_folder(files: list[Submission], exercises: list[Exercise], only: Exerc
 
 
 def default_jobs() -> int:
-    """Submissions graded at once: one per core, at most four (each kernel holds torch)."""
+    """Submissions graded at once: one per core, at most four (each imports torch)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -177,9 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: per exercise, {TIMEOUT_FACTOR}x a correct solution's time, "
                         f"at least {TIMEOUT_FLOOR:g} s: {_default_timeouts()})")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
-                        help="address-space limit of each kernel in MiB (default: %(default)s)")
+                        help="address-space limit of each submission in MiB "
+                        "(default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
-                        help="submissions graded at once, each kernel with its share of the "
+                        help="submissions graded at once, each with its share of the "
                         "cores (default: one per core, at most 4: %(default)s)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code without bubblewrap, with only the time and "
@@ -196,7 +197,7 @@ def option_problem(args: argparse.Namespace) -> str | None:
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         return f"--timeout must be a positive number of seconds, not {args.timeout:g}"
     if args.memory_mb < MIN_MEMORY_MB:
-        return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a kernel "
+        return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a Python "
                 f"that imports torch maps about 4 GiB of address space")
     if args.jobs < 1:
         return f"--jobs must be at least 1, not {args.jobs}"
