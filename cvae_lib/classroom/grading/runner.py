@@ -18,7 +18,8 @@ import os
 import resource
 import signal
 import sys
-from builtins import any, isinstance, len, type, zip  # noqa: UP029 - builtins.len= won't reach
+from builtins import (AssertionError, NotImplementedError, any, isinstance,  # noqa: UP029
+                      len, object, str, tuple, type, zip)  # rebinding builtins won't reach these
 from collections.abc import Mapping
 from types import CellType, FunctionType
 
