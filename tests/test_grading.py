@@ -99,7 +99,7 @@ def check_labels(source: str, targets: dict[str, str]) -> dict[str, str]:
             getattr(checks, check)(eval(target, namespace))
         except AssertionError as failure:
             labels[check] = (getattr(failure, "label", None)
-                             or submission_run.short_label(str(failure)))
+                             or notebook_checks.short_label(str(failure)))
     assert labels, f"the sample passes every check: {source[:60]!r}"
     return labels
 
@@ -141,11 +141,10 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
 
 
 class Listener:
-    """A TCP port on 127.0.0.1 that records every connection made to it."""
+    """A listening socket (TCP on 127.0.0.1 by default) that records every connection to it."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+    def __init__(self, server: socket.socket | None = None) -> None:
+        self.server = server or socket.create_server(("127.0.0.1", 0))
         self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -174,7 +173,7 @@ def graded(tmp_path_factory) -> dict:
     todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
     samples = {"correct.ipynb": (solution, {}),
                "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
-               **mistakes(solution), **attacks(targets, listener.port)}
+               **mistakes(solution), **attacks(targets, listener.server.getsockname()[1])}
     for name, (nb, _) in samples.items():
         nbformat.write(nb, folder / name)
     (folder / "corrupt.ipynb").write_text("{ this is not json")
@@ -360,7 +359,50 @@ def test_html_escapes_student_text() -> None:
 
 def test_short_label_keeps_the_first_clause() -> None:
     """A message without a label is named by its first clause."""
-    assert submission_run.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
+    assert notebook_checks.short_label("The KL term has the wrong sign: KL = -0.5 * ...") == (
         "The KL term has the wrong sign")
-    assert submission_run.short_label("") == "assertion failed"
-    assert len(submission_run.short_label("word " * 40)) == submission_run.LABEL_CHARS
+    assert notebook_checks.short_label("") == "assertion failed"
+    assert len(notebook_checks.short_label("word " * 40)) == notebook_checks.LABEL_CHARS
+
+
+def test_outcomes_are_named_from_a_fixed_set() -> None:
+    """A label is a check's own, a built-in exception's name, or a fixed phrase: never text a
+    submission chose."""
+    labels = {("<check c>", 3): "the label"}
+    assert submission_run.describe(["mistake", "kl_sign"], None, labels) == "KL sign"
+    assert submission_run.describe(["mistake", "made up"], None, labels) == (
+        "crashed: CheckFailure")
+    assert submission_run.describe(["assert", "<check c>", 3], None, labels) == "the label"
+    assert submission_run.describe(["assert", "<check c>", 4], None, labels) == (
+        "assertion failed")
+    assert submission_run.describe(["error", "builtins", "KeyError"], None, labels) == (
+        "crashed: KeyError")
+    assert submission_run.describe(["error", "builtins", "OK\nzz"], None, labels) == (
+        submission_run.OTHER)
+    assert submission_run.describe(["error", "builtins", "NameError"], ["todo"], labels) == (
+        submission_run.TODO)
+    assert not submission_run._well_formed(["ok", "extra"])
+    assert not submission_run._well_formed(["assert", "<check c>", True])
+
+
+def test_file_names_are_shown_on_one_line() -> None:
+    """Control characters in a name become '?', and a long name is cut."""
+    assert grade_report.printable("a\nb\x1b[32mc\u202e") == "a?b?[32mc?"
+    assert len(grade_report.printable("x" * 500)) == grade_report.NAME_CHARS
+
+
+def test_an_exercise_defined_check_keeps_its_own_code_and_labels(tmp_path: Path,
+                                                                 capsys) -> None:
+    """07's check_condition is the solution notebook's, whatever the submission defines: a
+    no-op redefinition does not hide a mistake, named by the failing assert's own message."""
+    nb = nbformat.read(NOTEBOOKS / "solutions" / "07_challenge_thickness.ipynb", as_version=4)
+    condition = cell_defining(nb, "condition")
+    condition.source = substituted(condition.source, r"\[digit_onehot, thickness_onehot\]",
+                                   "[thickness_onehot, digit_onehot]")
+    cell_defining(nb, "check_condition").source = "def check_condition(condition):\n    pass"
+    nbformat.write(nb, tmp_path / "07.ipynb")
+    problem = sandbox.find_sandbox().problem
+    assert grading.main([str(tmp_path), "--out", str(tmp_path / "report"), "--timeout",
+                         str(3 * LIMIT), *["--no-sandbox"] * bool(problem)]) == 0
+    assert printed_rows(capsys.readouterr().out)["07.ipynb"][1:] == [
+        "each row must be the digit one-hot, then the thickness one-…", submission_run.OK]

@@ -109,18 +109,18 @@ INSIDE = {
     "classroom.grading.report.text_report",
     "classroom.grading.report.totals", "classroom.grading.report.totals_lines",
     "classroom.grading.report.write_csv",
+    "classroom.grading.report.printable",
     "classroom.grading.notebooks.Exercise", "classroom.grading.notebooks.called_names",
-    "classroom.grading.notebooks.check_cells",
+    "classroom.grading.notebooks.TrustedCode", "classroom.grading.notebooks.trusted_code",
+    "classroom.grading.notebooks.plain_python", "classroom.grading.notebooks.short_label",
     "classroom.grading.notebooks.identify", "classroom.grading.notebooks.load_exercises",
     "classroom.grading.notebooks.solution_checks", "classroom.grading.notebooks.title_of",
-    "classroom.grading.sandbox.Limits",
-    "classroom.grading.sandbox.Sandbox", "classroom.grading.sandbox.SandboxedKernelManager",
-    "classroom.grading.sandbox.find_sandbox",
-    "classroom.grading.sandbox.kernel_env", "classroom.grading.sandbox.make_workspace",
-    "classroom.grading.sandbox.sandboxed_client",
-    "classroom.grading.run.CellError", "classroom.grading.run.describe",
-    "classroom.grading.run.run_submission",
-    "classroom.grading.run.short_label",
+    "classroom.grading.sandbox.Limits", "classroom.grading.sandbox.UidPool",
+    "classroom.grading.sandbox.Sandbox", "classroom.grading.sandbox.find_sandbox",
+    "classroom.grading.sandbox.runner_argv", "classroom.grading.sandbox.runner_env",
+    "classroom.grading.run.describe", "classroom.grading.run.run_submission",
+    # The sandboxed runner's entry point: it reads its job from stdin, written by run.py.
+    "classroom.grading.runner.main",
 }
 
 

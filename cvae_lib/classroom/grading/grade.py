@@ -1,11 +1,11 @@
 """Grade a class: ``python -m cvae_lib grade FOLDER`` runs every exercise notebook in a folder.
 
-For instructors, after 05-07 (the exercises). Each submission runs cell by cell in its own
-kernel, in a fresh temporary folder, with a time and memory limit, in a bubblewrap sandbox with
-a read-only system and no network; where bubblewrap cannot run it grades nothing unless the
-instructor passes ``--no-sandbox``. Every cell that calls a check (``check_cvae_loss(...)``, or
-an ``assert`` on the student's function) is one column; the solution notebooks in
-``notebooks/solutions/`` define which checks each exercise has.
+For instructors, after 05-07 (the exercises). Each submission runs in a fresh plain-Python
+runner in a bubblewrap sandbox that sees only Python, its packages and cvae_lib, with time,
+memory, process and file-size caps; the exercise's own checks, taken from its solution notebook,
+decide each column (``run.py``). Where bubblewrap cannot run it grades nothing unless the
+instructor passes ``--no-sandbox``. Only regular notebook files are read, each opened without
+following links; links, FIFOs, devices and oversized files are listed as not graded.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import stat
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -20,47 +21,88 @@ from pathlib import Path
 
 import nbformat
 
-from cvae_lib.classroom.grading.report import GRADED, Row, html_report, text_report, write_csv
 from cvae_lib.classroom.grading.notebooks import Exercise, identify, load_exercises
-from cvae_lib.classroom.grading.sandbox import Limits, Sandbox, find_sandbox
+from cvae_lib.classroom.grading.report import (GRADED, Row, html_report, printable, text_report,
+                                               write_csv)
+from cvae_lib.classroom.grading.run import run_submission
+from cvae_lib.classroom.grading.sandbox import (FILE_MB, PROCESSES, TMP_MB, Limits, Sandbox,
+                                                find_sandbox)
 from cvae_lib.infra.storage import check_writable
-from cvae_lib.classroom.grading.run import LABEL_CHARS, run_submission
 
 NOT_EXERCISE = "not an exercise notebook"
+MAX_MB = 20  # a notebook larger than this is listed, not read
+KINDS = {stat.S_ISLNK: "a symbolic link", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+         stat.S_ISCHR: "a device", stat.S_ISBLK: "a device", stat.S_ISDIR: "a folder"}
+Submission = tuple[str, "nbformat.NotebookNode | str"]  # its name, its notebook or why not
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
 # Seconds the cells of each correct solution take up to its last check in fast mode, in the
 # sandbox with one thread (worst of three runs, 2026-12-02, 2-core AMD EPYC shared with other
-# jobs; the kernel's start, about 1 s, is not counted). The setup cell's torch import is
+# jobs, measured with the former Jupyter-kernel runner). The setup cell's torch import is
 # 3.6-4.5 s of them; it took 9.8 s on the same machine under heavier load.
 SOLUTION_SECONDS = {"05": 9.7, "06": 4.6, "07": 8.3}
-TIMEOUT_FACTOR = 10  # a slow laptop, or two kernels sharing its cores
+TIMEOUT_FACTOR = 10  # a slow laptop, or two submissions sharing its cores
 TIMEOUT_FLOOR = 60.0  # a cold torch import from a slow disk, whatever the exercise
 UNMEASURED_TIMEOUT = 300.0  # an exercise added after the measurements above
 
 
-def _read(path: Path) -> nbformat.NotebookNode | str:
-    """The notebook at ``path``, or why it cannot be graded."""
-    if path.suffix != ".ipynb":
-        return "not a notebook"
+def _kind(mode: int) -> str:
+    """Why a file of this mode is not read: a link, a FIFO, a socket, a device, a folder."""
+    return next((kind for test, kind in KINDS.items() if test(mode)), "not a regular file")
+
+
+def _parse(data: bytes) -> nbformat.NotebookNode | str:
+    """The notebook in ``data``, or why it cannot be graded (never the file's own text)."""
     try:
-        nb = nbformat.read(path, as_version=4)
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as err:  # nbformat raises many kinds for a broken file
-        first = (str(err).strip().splitlines() or [""])[0][:LABEL_CHARS]
-        return f"unreadable: {type(err).__name__} {first}".strip()
+        return f"unreadable: {type(err).__name__}"
     if not isinstance(nb.get("cells"), list):
         return "unreadable: no cells"
     return nb
 
 
-def submissions(folder: Path, skip: Path | None = None) -> list[Path]:
-    """Every file under ``folder`` (hidden ones and the report folder left out), sorted."""
-    files = []
-    for path in sorted(folder.rglob("*")):
-        parts = path.relative_to(folder).parts
-        if path.is_file() and not any(p.startswith(".") for p in parts) and (
-                skip is None or skip.resolve() not in path.resolve().parents):
-            files.append(path)
-    return files
+def _read_submission(name: str, dir_fd: int) -> nbformat.NotebookNode | str:
+    """The notebook ``name`` in the folder ``dir_fd``, opened without following a link."""
+    info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode):
+        return f"not graded: {_kind(info.st_mode)}"
+    if not name.endswith(".ipynb"):
+        return "not a notebook"
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError as err:
+        return f"not graded: cannot open ({err.strerror})"
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return f"not graded: {_kind(info.st_mode)}"
+        if info.st_size > MAX_MB * 2 ** 20:
+            return f"not graded: larger than {MAX_MB} MiB"
+        return _parse(f.read(MAX_MB * 2 ** 20 + 1))
+
+
+def submissions(folder: Path, skip: Path | None = None) -> list[Submission]:
+    """Every file under ``folder``, read safely (hidden ones and the report folder left out).
+
+    The folders are walked by file descriptor without following links, so a link planted in a
+    home (or a folder swapped for one) cannot make the grader read elsewhere.
+    """
+    skipped = os.path.realpath(skip) if skip is not None else None
+    folder = Path(os.path.realpath(folder))  # the instructor's folder may itself be a link
+    found: list[Submission] = []
+    for top, dirs, files, dir_fd in os.fwalk(folder, follow_symlinks=False):
+        if os.path.realpath(top) == skipped:
+            dirs[:] = []
+            continue
+        relative = os.path.relpath(top, folder)
+        links = [d for d in dirs
+                 if stat.S_ISLNK(os.stat(d, dir_fd=dir_fd, follow_symlinks=False).st_mode)]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+        for name in sorted(n for n in [*files, *links] if not n.startswith(".")):
+            found.append((os.path.normpath(os.path.join(relative, name)),
+                          _read_submission(name, dir_fd)))
+    return sorted(found, key=lambda item: item[0])
 
 
 def _default_timeout(number: str) -> float:
@@ -75,11 +117,11 @@ def _default_timeouts() -> str:
     return ", ".join(f"{number}: {_default_timeout(number):g} s" for number in SOLUTION_SECONDS)
 
 
-def grade_file(path: Path, name: str, exercises: list[Exercise], only: Exercise | None,
+def grade_file(submission: Submission, exercises: list[Exercise], only: Exercise | None,
                limits: dict[str, Limits], sandbox: Sandbox) -> Row:
-    """Read, identify and run one submission."""
+    """Identify and run one submission."""
     start = time.monotonic()
-    nb = _read(path)
+    name, nb = printable(submission[0]), submission[1]
     if isinstance(nb, str):
         return Row(name, status=nb)
     exercise = identify(nb, exercises)
@@ -88,18 +130,16 @@ def grade_file(path: Path, name: str, exercises: list[Exercise], only: Exercise 
     if only is not None and exercise != only:
         return Row(name, exercise.number,
                    f"wrong exercise: {exercise.number}, not {only.number}")
-    cells = run_submission(path, nb, exercise, limits[exercise.number], sandbox)
+    cells = run_submission(nb, exercise, limits[exercise.number], sandbox)
     return Row(name, exercise.number, GRADED, cells, time.monotonic() - start)
 
 
-def grade_folder(folder: Path, exercises: list[Exercise], only: Exercise | None,
-                 limits: dict[str, Limits], sandbox: Sandbox, skip: Path | None = None,
-                 jobs: int = 1) -> list[Row]:
-    """One row per file of the folder, ``jobs`` graded at once (progress on stderr)."""
-    files = submissions(folder, skip)
+def grade_folder(files: list[Submission], exercises: list[Exercise], only: Exercise | None,
+                 limits: dict[str, Limits], sandbox: Sandbox, jobs: int = 1) -> list[Row]:
+    """One row per file (from ``submissions``), ``jobs`` graded at once (progress on stderr)."""
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_file, path, str(path.relative_to(folder)), exercises,
-                               only, limits, sandbox) for path in files]
+        futures = [pool.submit(grade_file, submission, exercises, only, limits, sandbox)
+                   for submission in files]
         for number, future in enumerate(as_completed(futures), 1):
             row = future.result()
             print(f"[{number}/{len(files)}] {row.name}: {row.status} ({row.seconds:.1f} s)",
@@ -108,7 +148,7 @@ def grade_folder(folder: Path, exercises: list[Exercise], only: Exercise | None,
 
 
 def default_jobs() -> int:
-    """Submissions graded at once: one per core, at most four (each kernel holds torch)."""
+    """Submissions graded at once: one per core, at most four (each imports torch)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -133,13 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("grades"),
                         help="folder for grades.csv and grades.html (default: ./grades)")
     parser.add_argument("--timeout", type=float,
-                        help="seconds each notebook's cells may run, kernel start not counted "
+                        help="seconds each notebook may run, Python's start and imports included "
                         f"(default: per exercise, {TIMEOUT_FACTOR}x a correct solution's time, "
                         f"at least {TIMEOUT_FLOOR:g} s: {_default_timeouts()})")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
-                        help="address-space limit of each kernel in MiB (default: %(default)s)")
+                        help="address-space limit of each submission in MiB "
+                        "(default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
-                        help="submissions graded at once, each kernel with its share of the "
+                        help="submissions graded at once, each with its share of the "
                         "cores (default: one per core, at most 4: %(default)s)")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code without bubblewrap, with only the time and "
@@ -156,7 +197,7 @@ def option_problem(args: argparse.Namespace) -> str | None:
     if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         return f"--timeout must be a positive number of seconds, not {args.timeout:g}"
     if args.memory_mb < MIN_MEMORY_MB:
-        return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a kernel "
+        return (f"--memory-mb must be at least {MIN_MEMORY_MB}, not {args.memory_mb}: a Python "
                 f"that imports torch maps about 4 GiB of address space")
     if args.jobs < 1:
         return f"--jobs must be at least 1, not {args.jobs}"
@@ -188,8 +229,12 @@ def _choose_sandbox(no_sandbox: bool) -> Sandbox | str:
 def _notes(folder: Path, sandbox: Sandbox, limits: dict[str, Limits], given: bool) -> list[str]:
     """The lines at the top of the report: what was graded, and how safely."""
     some = next(iter(limits.values()))  # memory and threads are the same for every exercise
-    memory = (f"{some.memory_mb} MiB of address space" if sys.platform.startswith("linux")
-              else "no memory limit on this system")
+    memory = (f"{some.memory_mb} MiB of address space, files up to {FILE_MB} MiB"
+              if sys.platform.startswith("linux") else "no memory limit on this system")
+    if sandbox.bwrap and os.geteuid() == 0:
+        memory += f", {PROCESSES} processes and threads, {TMP_MB} MiB written in all"
+    elif sandbox.bwrap:
+        memory += f", {TMP_MB} MiB written in all"
     seconds = ", ".join(f"{number}: {each.seconds:g} s" for number, each in limits.items())
     origin = "--timeout" if given else (f"default: {TIMEOUT_FACTOR}x a correct solution's time "
                                         f"in fast mode, at least {TIMEOUT_FLOOR:g} s")
@@ -214,7 +259,8 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if not submissions(args.folder, args.out):
+    files = submissions(args.folder, args.out)
+    if not files:
         print(f"error: {args.folder} holds no files to grade", file=sys.stderr)
         return 2
     sandbox = _choose_sandbox(args.no_sandbox)
@@ -231,8 +277,7 @@ def main(argv: list[str]) -> int:
     notes = _notes(args.folder, sandbox, limits, args.timeout is not None)
     print("\n".join(notes[1:]), file=sys.stderr)
     start = time.monotonic()
-    rows = grade_folder(args.folder, exercises, only, limits, sandbox, args.out,
-                        args.jobs)
+    rows = grade_folder(files, exercises, only, limits, sandbox, args.jobs)
     print(text_report(rows, exercises, notes), end="")
     print(f"Wall clock: {time.monotonic() - start:.1f} s, {args.jobs} submission(s) at once.")
     write_csv(args.out / "grades.csv", rows, exercises)

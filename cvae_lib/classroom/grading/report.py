@@ -1,21 +1,30 @@
 """The class report: a text table per exercise, class totals, a CSV and a self-contained page.
 
 One row per submission; the graded ones have one column per check of their exercise, the
-others say why they were not graded.
+others say why they were not graded. Cells hold only what grading decided (``run.py``); file
+names, which students choose, are shown on one line without control characters.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvae_lib.classroom.grading.notebooks import Exercise
-from cvae_lib.classroom.grading.run import MISSING, OK, TIMED_OUT, TODO
+from cvae_lib.classroom.grading.run import CHANGED, OK, TIMED_OUT, TODO
 
 GRADED = "graded"
+NAME_CHARS = 100
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, control and format characters shown as '?', at most 100 chars."""
+    clean = "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    return clean if len(clean) <= NAME_CHARS else clean[:NAME_CHARS - 1] + "…"
 
 
 @dataclass
@@ -113,7 +122,7 @@ def _css_class(value: str) -> str:
         return "ok"
     if value == TODO:
         return "todo"
-    if value.startswith("crashed") or value in (TIMED_OUT, MISSING):
+    if value.startswith("crashed") or value in (TIMED_OUT, CHANGED):
         return "crash"
     return "mistake"
 

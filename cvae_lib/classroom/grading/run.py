@@ -1,144 +1,182 @@
-"""Running one submission: its cells in a sandboxed kernel, each check cell named an outcome.
+"""Running one submission: the runner in the sandbox, and each check's outcome named.
 
-A check cell's outcome is OK, the TODO the student left, the label of the mistake a check
-found, or what stopped the run (a crash, the time limit, a missing check cell).
+The grader sends the runner (``runner.py``) its job on stdin with a fresh nonce and reads one
+JSON line per check from a pipe; it keeps only well-formed lines that carry the nonce and name
+one of the exercise's checks, and names each outcome from a fixed set: OK, a check's own mistake
+label, TODO left, crashed: <built-in exception>, timed out, or a change to the checks, for the
+instructor to review. Nothing a submission prints or raises is copied into the report.
 """
 
 from __future__ import annotations
 
-import copy
+import builtins
+import hmac
 import json
-import math
 import os
-import re
+import secrets
+import select
+import signal
 import subprocess
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import suppress
 from pathlib import Path
+from typing import IO
 
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from cvae_lib.classroom.grading.notebooks import Exercise, check_cells
-from cvae_lib.classroom.grading.sandbox import (Limits, Sandbox, kernel_env, make_workspace,
-                                                sandboxed_client)
+from cvae_lib.checks import MISTAKES
+from cvae_lib.classroom.grading.notebooks import (Exercise, TrustedCode, called_names,
+                                                  plain_python, trusted_code)
+from cvae_lib.classroom.grading.sandbox import INSIDE_TMP, Limits, Sandbox, runner_argv, runner_env
 
-OK, TODO, TIMED_OUT, MISSING = "OK", "TODO left", "timed out", "check cell missing"
-LABEL_CHARS = 60
-# Run inside the kernel after a failed check: the label a CheckFailure carries, and whether
-# the error is a check's verdict (an AssertionError) rather than a crash.
-PROBE = ("print(__import__('json').dumps([str(getattr(getattr(__import__('sys'), 'last_value', "
-         "None), 'label', '') or ''), isinstance(getattr(__import__('sys'), 'last_value', "
-         "None), AssertionError)]))")
-
-
-@dataclass(frozen=True)
-class CellError:
-    """The error a cell raised, as the kernel reported it."""
-
-    kind: str
-    message: str
-    label: str = ""
-    mistake: bool = False
+OK, TODO, TIMED_OUT = "OK", "TODO left", "timed out"
+CHANGED = "changed the checks: review"  # student code rebound a check, cvae_lib or torch
+ENDED = "crashed: process ended"  # the runner died (os._exit, a signal) before this check
+OTHER = "crashed: other exception"  # an exception class that is not a built-in one
+RESULT_BYTES = 2 ** 20  # more than any honest runner writes
+BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
+                               if isinstance(value, type) and issubclass(value, BaseException))
+SHAPES = {"ok": (), "todo": (), "changed": (), "mistake": (str,), "assert": (str, int),
+          "error": (str, str)}  # an outcome's kind -> the types of the values after it
 
 
-def _error_of(cell: nbformat.NotebookNode) -> CellError | None:
-    """The error output of an executed cell, if it raised."""
-    for output in cell.get("outputs", []):
-        if output.output_type == "error":
-            return CellError(output.ename, output.evalue,
-                             mistake=output.ename in ("AssertionError", "CheckFailure"))
-    return None
+def _well_formed(outcome: object) -> bool:
+    """True for an outcome of a known kind with values of the right types."""
+    if not (isinstance(outcome, list) and outcome and outcome[0] in SHAPES):
+        return False
+    shape = SHAPES[outcome[0]]
+    return len(outcome) == 1 + len(shape) and all(
+        type(value) is kind for value, kind in zip(outcome[1:], shape))
 
 
-def _probe(client: NotebookClient, error: CellError) -> CellError:
-    """Ask the kernel for the failed check's label and whether it is an AssertionError."""
-    cell = nbformat.v4.new_code_cell(PROBE)
-    client.execute_cell(cell, 0, store_history=False)
-    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+def describe(outcome: list, earlier: list | None, labels: dict[tuple[str, int], str]) -> str:
+    """The table cell for a check's outcome (``earlier``: the first error of a cell before it)."""
+    kind = outcome[0]
+    if kind in ("ok", "todo", "changed"):
+        return {"ok": OK, "todo": TODO, "changed": CHANGED}[kind]
+    if kind == "mistake":
+        return MISTAKES.get(outcome[1], "crashed: CheckFailure")
+    if kind == "assert":
+        return labels.get((outcome[1], outcome[2]), "assertion failed")
+    module, name = outcome[1:]
+    if module != "builtins" or name not in BUILTIN_EXCEPTIONS:
+        return OTHER
+    if name == "NameError" and earlier is not None:
+        return describe(earlier, None, labels)
+    return f"crashed: {name}"
+
+
+def _check_places(nb: nbformat.NotebookNode, exercise: Exercise) -> dict[str, int]:
+    """Check -> index among the code cells of the first submission cell calling it."""
+    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    places = {}
+    for check in exercise.checks:
+        index = next((i for i, c in enumerate(cells) if check in called_names(c.source)), None)
+        if index is not None:
+            places[check] = index
+    return places
+
+
+def _job_steps(nb: nbformat.NotebookNode, exercise: Exercise, code: TrustedCode) -> list[list]:
+    """The submission's cells up to its last check cell, each check cell replaced by the
+    exercise's own; a check whose cell was deleted runs after them."""
+    cells = [cell for cell in nb.cells if cell.cell_type == "code"]
+    places = _check_places(nb, exercise)
+    stop = max(places.values(), default=code.last_check)
+    steps: list[list] = []
+    for index, cell in enumerate(cells[:stop + 1]):
+        here = [check for check in exercise.checks if places.get(check) == index]
+        steps += [["check", check, *code.checks[check]] for check in here] or [
+            ["cell", f"<submission cell {index}>", plain_python(cell.source)]]
+    return steps + [["check", check, *code.checks[check]]
+                    for check in exercise.checks if check not in places]
+
+
+def _send(stream: IO[bytes], job: dict) -> None:
+    """Write the job to the runner's stdin (in a thread: a runner that never reads it hangs)."""
+    with suppress(OSError):
+        stream.write(json.dumps(job).encode())
+        stream.close()
+
+
+def _accept(line: bytes, nonce: str, found: dict[str, tuple], checks: tuple[str, ...]) -> None:
+    """Record a result line if it carries the nonce and is about a check not yet reported."""
     try:
-        label, mistake = json.loads(text.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return error
-    return CellError(error.kind, error.message, str(label), bool(mistake))
+        message = json.loads(line)
+    except ValueError:
+        return
+    if not (isinstance(message, dict) and isinstance(message.get("nonce"), str)
+            and hmac.compare_digest(message["nonce"], nonce)):
+        return
+    check, outcome, earlier = message.get("check"), message.get("outcome"), message.get("earlier")
+    if (check in checks and check not in found and _well_formed(outcome)
+            and (earlier is None or _well_formed(earlier))):
+        found[check] = (outcome, earlier)
 
 
-def short_label(message: str) -> str:
-    """The first clause of a check's message: its name for the mistake."""
-    clause = re.split(r"[:;(\n]|\. ", message.strip(), maxsplit=1)[0].strip().rstrip(".")
-    if not clause:
-        return "assertion failed"
-    return clause if len(clause) <= LABEL_CHARS else clause[:LABEL_CHARS - 1] + "…"
+def _collect(read_fd: int, proc: subprocess.Popen, deadline: float, nonce: str,
+             checks: tuple[str, ...]) -> tuple[dict[str, tuple], bool]:
+    """The results read before the runner ends or the deadline; and whether time ran out."""
+    found: dict[str, tuple] = {}
+    buffer, size = b"", 0
+    while len(found) < len(checks) and size <= RESULT_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return found, True
+        if not select.select([read_fd], [], [], min(left, 0.5))[0]:
+            if proc.poll() is None:
+                continue
+            if not select.select([read_fd], [], [], 0)[0]:  # ended, and nothing left to read
+                break
+        chunk = os.read(read_fd, 65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        for line in lines:
+            _accept(line, nonce, found, checks)
+    return found, False
 
 
-def describe(error: CellError | None, earlier: CellError | None) -> str:
-    """The table cell for a check cell's outcome (``earlier``: first error before it)."""
-    if error is None:
-        return OK
-    if error.kind == "NotImplementedError" and error.message.startswith("TODO"):
-        return TODO
-    if error.mistake:
-        return error.label or short_label(error.message)
-    if error.kind == "NameError" and earlier is not None:
-        return describe(earlier, None)
-    return f"crashed: {error.kind}"
+def _stop(proc: subprocess.Popen) -> None:
+    """End the runner and everything it started (its sandbox, or its process group)."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
-class _OutOfTime(Exception):
-    """The submission used up its time limit."""
+def _start(sandbox: Sandbox, limits: Limits, uid: int, root: Path,
+           write_fd: int) -> subprocess.Popen:
+    """The runner, started in the sandbox (or, without one, in the folder ``root``)."""
+    return subprocess.Popen(sandbox.command(runner_argv(), uid), stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            pass_fds=(write_fd,), env=runner_env(root, limits.threads),
+                            cwd=None if sandbox.bwrap else root, start_new_session=True)
 
 
-def _seconds_left(deadline: float) -> int:
-    """Whole seconds until ``deadline``; raise when none are left."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise _OutOfTime
-    return math.ceil(left)
-
-
-def _execute(client: NotebookClient, nb: nbformat.NotebookNode, checks: dict[int, str],
-             deadline: float, results: dict[str, str]) -> None:
-    """Run the code cells up to the last check, filling ``results`` for each check cell."""
-    earlier: CellError | None = None
-    for index, cell in enumerate(nb.cells[: max(checks) + 1]):
-        if cell.cell_type != "code":
-            continue
-        client.timeout = _seconds_left(deadline)
-        client.execute_cell(cell, index)
-        error = _error_of(cell)
-        if index in checks:
-            if error is not None:
-                client.timeout = _seconds_left(deadline)
-                error = _probe(client, error)
-            results[checks[index]] = describe(error, earlier)
-        earlier = earlier or error
-
-
-def run_submission(path: Path, nb: nbformat.NotebookNode, exercise: Exercise, limits: Limits,
+def run_submission(nb: nbformat.NotebookNode, exercise: Exercise, limits: Limits,
                    sandbox: Sandbox) -> dict[str, str]:
-    """Check name -> outcome for one submission, run in a temporary folder of its own."""
-    checks = check_cells(nb, exercise)
-    results = {check: MISSING for check in exercise.checks if check not in checks.values()}
-    if not checks:
-        return results
-    with tempfile.TemporaryDirectory(prefix="cvae-grade-") as tmp:
-        root = Path(os.path.realpath(tmp))  # bound into the sandbox by the name it really has
-        work = make_workspace(root, path)
-        client = sandboxed_client(copy.deepcopy(nb), root, work, limits, sandbox)
-        outcome = "crashed: kernel did not start"
+    """Check name -> outcome for one submission, run by the runner in the sandbox."""
+    code = trusted_code(exercise)
+    nonce = secrets.token_hex(32)
+    read_fd, write_fd = os.pipe()
+    with sandbox.uids.lease() as uid, tempfile.TemporaryDirectory(prefix="cvae-grade-") as tmp:
+        root = INSIDE_TMP if sandbox.bwrap else Path(os.path.realpath(tmp))
+        job = {"nonce": nonce, "result_fd": write_fd, "trusted": code.setup,
+               "limits": limits.rlimits(sandbox.bwrap is not None),
+               "steps": _job_steps(nb, exercise, code)}
         try:
-            with client.setup_kernel(cwd=str(work), env=kernel_env(root, limits.threads),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-                # The limit is the student's code's time: it starts once the kernel is up.
-                outcome, deadline = "crashed: kernel died", time.monotonic() + limits.seconds
-                _execute(client, client.nb, checks, deadline, results)
-        except (CellTimeoutError, _OutOfTime):
-            outcome = TIMED_OUT
-        except DeadKernelError:
-            pass
-        except RuntimeError as err:
-            if "kernel" not in str(err).lower():
-                raise
-    return {check: results.get(check, outcome) for check in exercise.checks}
+            proc = _start(sandbox, limits, uid, root, write_fd)
+        finally:
+            os.close(write_fd)
+        threading.Thread(target=_send, args=(proc.stdin, job), daemon=True).start()
+        try:
+            found, timed_out = _collect(read_fd, proc, time.monotonic() + limits.seconds,
+                                        nonce, exercise.checks)
+        finally:
+            _stop(proc)
+            os.close(read_fd)
+    return {check: describe(*found[check], code.labels) if check in found
+            else TIMED_OUT if timed_out else ENDED for check in exercise.checks}

@@ -1,83 +1,103 @@
-"""The kernel a submission runs in: bubblewrap (or, by the instructor's choice, none), rlimits.
+"""Where a submission runs: a bubblewrap sandbox that sees only what grading needs, and its caps.
 
-Each kernel starts in a fresh temporary folder with a minimal environment and a cap on its
-address space; in bubblewrap it also sees a read-only system, no home folders and no network,
-and can write only inside its temporary folder. The folders Python needs are bound in by their
-real paths, so a venv reached through a symlink into /tmp still starts.
+An allow-list: the sandbox holds the Python, its packages and the course package (read-only,
+at their real paths, so a venv linked from elsewhere still starts), the prepared MNIST folder if
+there is one, /dev and its own /proc, and a size-capped tmpfs as /tmp, its only writable
+place. Not the repository, /etc, /var, /run, /home or any socket; no network. When the grader
+runs as root, the runner drops to a uid of its own (one per submission running at once) with
+no capabilities and no new privileges. The runner caps its address space, process count and
+file size with rlimits before any student code runs (``runner._set_limits``).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
-from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
-from traitlets import List, Unicode
-from traitlets.config import Config
-
-REPO = Path(__file__).resolve().parents[3]
-# Starts ipykernel after capping the address space (argv: limit in bytes, then -f FILE).
-LAUNCH = ("import resource, sys\n"
-          "limit = int(sys.argv.pop(1))\n"
-          "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
-          "sys.path = [p for p in sys.path if p]\n"
-          "from ipykernel.kernelapp import launch_new_instance\n"
-          "launch_new_instance()\n")
-HIDDEN = ("/tmp", "/home", "/root")  # replaced by empty folders in the sandbox
+PACKAGE = Path(__file__).resolve().parents[2]  # cvae_lib/, the only part of the checkout bound
+REPO = PACKAGE.parent
+FIRST_UID = 61234  # uids no account uses: RLIMIT_NPROC counts per uid, so each has its own
+PROCESSES = 64  # per submission, its threads included (torch's are a few)
+TMP_MB = 256  # the sandbox's /tmp, all it can write
+FILE_MB = 128  # the largest file it can write
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+INSIDE_TMP = Path("/tmp")  # the writable folder as the sandbox sees it
+BOOT = "from cvae_lib.classroom.grading.runner import main; main()"
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use: seconds of running cells, MiB of address space, threads."""
+    """What one submission may use: seconds of running, MiB of address space, threads."""
 
     seconds: float
     memory_mb: int = 8192
-    threads: int = 1  # torch's threads: the cores divided among the kernels running at once
+    threads: int = 1  # torch's threads: the cores divided among the submissions run at once
+
+    def rlimits(self, sandboxed: bool) -> dict[str, int]:
+        """The runner's rlimits; the process cap only under a uid of its own (as root)."""
+        limits = {"RLIMIT_AS": self.memory_mb * 2 ** 20, "RLIMIT_CORE": 0,
+                  "RLIMIT_FSIZE": FILE_MB * 2 ** 20}
+        if sandboxed and os.geteuid() == 0:
+            limits["RLIMIT_NPROC"] = PROCESSES
+        return limits
 
 
-class SandboxedKernelManager(AsyncKernelManager):
-    """A kernel started by a fixed command line (the sandbox wrapped around ipykernel)."""
+class UidPool:
+    """Unprivileged uids for the submissions running at once, one each."""
 
-    launch_argv = List(Unicode()).tag(config=True)
+    def __init__(self) -> None:
+        self._lock, self._used = threading.Lock(), set[int]()
 
-    @property
-    def kernel_spec(self) -> KernelSpec:
-        """The spec of the sandboxed kernel, whatever kernel the notebook names."""
-        return KernelSpec(argv=list(self.launch_argv), display_name="grading sandbox",
-                          language="python")
+    @contextmanager
+    def lease(self) -> Iterator[int]:
+        """A uid no other submission of this grader is using, until the block ends."""
+        with self._lock:
+            uid = next(u for u in range(FIRST_UID, FIRST_UID + 1000) if u not in self._used)
+            self._used.add(uid)
+        try:
+            yield uid
+        finally:
+            with self._lock:
+                self._used.discard(uid)
 
 
 @dataclass(frozen=True)
 class Sandbox:
-    """How kernels are isolated: bubblewrap, or only the limits (``problem`` says why)."""
+    """How submissions are isolated: bubblewrap, or only the limits (``problem`` says why)."""
 
     bwrap: str | None
     problem: str = ""  # why bubblewrap cannot run here and how to fix it; "" if not tried
+    uids: UidPool = field(default_factory=UidPool, compare=False)
 
     @property
     def note(self) -> str:
         """The report's line on how student code was isolated."""
         if self.bwrap is None:
-            return ("NO SANDBOX (--no-sandbox): student code runs with the time and memory "
-                    "limits only, and can reach the network and write where you can.")
-        return ("Sandbox: bubblewrap (read-only system, home folders and /tmp hidden, no "
-                "network, writable temporary folder only).")
+            return ("NO SANDBOX (--no-sandbox): student code runs with the time, memory and "
+                    "file-size limits only, as you, and can reach the network and your files.")
+        who = ("a uid of its own" if os.geteuid() == 0
+               else "your uid (run as root for a uid per submission and a process cap)")
+        return (f"Sandbox: bubblewrap (sees only Python, its packages and cvae_lib, read-only; "
+                f"no network; a {TMP_MB} MiB /tmp; runs as {who}).")
 
-    def wrap(self, root: Path, work: Path, argv: list[str]) -> list[str]:
-        """``argv`` run inside the sandbox, seeing ``root`` as its only writable folder."""
+    def command(self, argv: list[str], uid: int) -> list[str]:
+        """``argv`` run inside the sandbox, as ``uid`` when the grader is root."""
         if self.bwrap is None:
             return argv
-        return [self.bwrap, *_bwrap_options(root, work), *argv]
+        if os.geteuid() != 0:
+            return [self.bwrap, *_bwrap_options(), "--unshare-user", "--uid", "65534",
+                    "--gid", "65534", "--cap-drop", "ALL", *argv]
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return [self.bwrap, *_bwrap_options(), *drop, *argv]
 
 
 def _python_executable() -> str:
@@ -90,44 +110,70 @@ def _python_executable() -> str:
     return os.path.join(os.path.realpath(folder), name)
 
 
-def _is_hidden(path: str) -> bool:
-    """True for a folder below /tmp, /home or /root (not one of them itself)."""
-    return any(Path(path).is_relative_to(hidden) and path != hidden for hidden in HIDDEN)
+def _data_folder() -> Path | None:
+    """The instructor's prepared MNIST folder, if there is one."""
+    prepared = Path(os.environ.get("CVAE_DATA_DIR", REPO / "data"))
+    return prepared if (prepared / "MNIST" / "raw").is_dir() else None
 
 
-def _kept_paths() -> list[str]:
-    """Real paths of what the kernel needs where /tmp and home folders are hidden.
+def _bound_paths() -> list[str]:
+    """Real paths the sandbox sees: /usr, Python, its packages, cvae_lib, the MNIST folder.
 
-    The repository, the venv, its site-packages, and the base Python the venv links to; a
-    folder inside another of them is bound with it.
+    Only the entries of ``sys.path`` that hold packages (inside a prefix, or a site-packages
+    folder) are taken: never the checkout, which ``sys.path`` holds under pytest.
     """
-    paths = [REPO, sys.prefix, sys.base_prefix, _python_executable(),
-             Path(os.path.realpath(sys.executable)).parent.parent,
-             *(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))]
-    real = {os.path.realpath(path) for path in paths}
-    return sorted(p for p in real if _is_hidden(p)
-                  and not any(p != q and Path(p).is_relative_to(q) for q in real))
+    prefixes = [sys.base_prefix, sys.prefix, os.path.dirname(_python_executable()),
+                os.path.realpath(sys.executable)]
+    packages = [p for p in sys.path if p and (Path(p).name in ("site-packages", "dist-packages")
+                                              or any(Path(p).is_relative_to(q) for q in prefixes))]
+    wanted = ["/usr", *prefixes, *packages, *sysconfig.get_paths().values(), PACKAGE,
+              *[data for data in [_data_folder()] if data]]
+    real = {os.path.realpath(p) for p in wanted if os.path.exists(p)}
+    return sorted(p for p in real if not any(p != q and Path(p).is_relative_to(q) for q in real))
 
 
-def _bwrap_options(root: Path, work: Path) -> list[str]:
-    """Read-only system, home folders and /tmp hidden, no network, no capabilities."""
-    options = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    for hidden in HIDDEN:
-        if Path(hidden).is_dir():
-            options += ["--tmpfs", hidden]
-    for kept in _kept_paths():
-        options += ["--ro-bind", kept, kept]
-    # In its own PID namespace the kernel's parent is PID 1, which ipykernel would take for
-    # an orphaned kernel: --die-with-parent ends it with the grader instead.
-    return [*options, "--bind", str(root), str(root), "--chdir", str(work), "--unshare-all",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--unsetenv", "JPY_PARENT_PID"]
+def _parents(paths: list[str]) -> list[str]:
+    """The folders above ``paths`` that bubblewrap must create, outermost first."""
+    parents = {str(parent) for path in paths for parent in Path(path).parents}
+    return sorted(parents - {"/", str(INSIDE_TMP)}, key=lambda p: (p.count("/"), p))
+
+
+def _bwrap_options() -> list[str]:
+    """Namespaces, /dev, /proc, a capped /tmp, the system links and the allow-listed paths."""
+    options = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--dev", "/dev",
+               "--proc", "/proc", "--perms", "1777", "--size", str(TMP_MB * 2 ** 20),
+               "--tmpfs", str(INSIDE_TMP)]
+    for link in SYSTEM_LINKS:
+        if os.path.islink(link):
+            options += ["--symlink", os.readlink(link), link]
+    paths = _bound_paths()
+    for parent in _parents(paths):
+        options += ["--perms", "0755", "--dir", parent]
+    for path in paths:
+        options += ["--ro-bind", path, path]
+    return [*options, "--chdir", str(INSIDE_TMP)]
+
+
+def runner_env(root: Path, threads: int) -> dict[str, str]:
+    """A minimal environment (none of the instructor's variables): fast, offline, local."""
+    data = _data_folder()
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": str(threads),
+            "HOME": str(root / "home"), "TMPDIR": str(root), "CVAE_FAST": "1",
+            "CVAE_OFFLINE": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(root / "matplotlib"),
+            "CVAE_CACHE_DIR": str(root / "checkpoints"),
+            "CVAE_DATA_DIR": str(data if data else root / "data")}
+
+
+def runner_argv() -> list[str]:
+    """The runner's command line: this Python, isolated from the environment and the cwd."""
+    return [_python_executable(), "-I", "-c", BOOT]
 
 
 def _cannot_start(reason: object) -> Sandbox:
     """No sandbox: bubblewrap is there but cannot start Python, for ``reason``."""
     return Sandbox(None, f"bubblewrap cannot start Python in the sandbox ({reason}); make bwrap "
-                         "work here (it needs unprivileged user namespaces)")
+                         "work here (it needs unprivileged user namespaces, or root)")
 
 
 def find_sandbox() -> Sandbox:
@@ -136,64 +182,15 @@ def find_sandbox() -> Sandbox:
     if bwrap is None:
         return Sandbox(None, "bubblewrap (bwrap) is not installed; install it "
                              "(apt-get install -y bubblewrap)")
-    with tempfile.TemporaryDirectory(prefix="cvae-grade-probe-") as tmp:
-        root = Path(os.path.realpath(tmp))
-        argv = [bwrap, *_bwrap_options(root, root), _python_executable(), "-c",
-                "import ipykernel"]
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return _cannot_start(err)
+    probe = Sandbox(bwrap)
+    argv = [_python_executable(), "-I", "-c",
+            "import importlib.util, sys; sys.exit(importlib.util.find_spec('cvae_lib') is None)"]
+    try:
+        result = subprocess.run(probe.command(argv, FIRST_UID), capture_output=True, text=True,
+                                timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return _cannot_start(err)
     if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        reason = (result.stderr.strip().splitlines() or ["cvae_lib cannot be imported"])[-1]
         return _cannot_start(reason)
-    return Sandbox(bwrap)
-
-
-def make_workspace(root: Path, notebook: Path) -> Path:
-    """Lay out ``root`` for one kernel, with a copy of ``notebook``; return its work folder."""
-    work = root / "work"
-    for folder in (work, root / "run", root / "home", root / "tmp"):
-        folder.mkdir()
-    _copy_font_cache(root / "home" / ".matplotlib")
-    shutil.copyfile(notebook, work / notebook.name)
-    return work
-
-
-def _data_folder(root: Path) -> Path:
-    """The instructor's MNIST folder when it is prepared, else a scratch one per submission."""
-    prepared = Path(os.environ.get("CVAE_DATA_DIR", REPO / "data"))
-    return prepared if (prepared / "MNIST" / "raw").is_dir() else root / "data"
-
-
-def _copy_font_cache(target: Path) -> None:
-    """Give the kernel matplotlib's font list, which it would otherwise rebuild (seconds)."""
-    cache = Path(os.environ.get("MPLCONFIGDIR") or Path(os.environ.get(
-        "XDG_CACHE_HOME") or Path.home() / ".cache") / "matplotlib")
-    target.mkdir(parents=True, exist_ok=True)
-    for fontlist in cache.glob("fontlist-*.json"):
-        shutil.copyfile(fontlist, target / fontlist.name)
-
-
-def kernel_env(root: Path, threads: int) -> dict[str, str]:
-    """A minimal environment (none of the instructor's variables): fast, offline, local."""
-    home = root / "home"
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-            "OMP_NUM_THREADS": str(threads),
-            "HOME": str(home), "TMPDIR": str(root / "tmp"), "PYTHONPATH": str(REPO),
-            "CVAE_FAST": "1", "CVAE_OFFLINE": "1", "MPLBACKEND": "Agg",
-            "CVAE_CACHE_DIR": str(root / "checkpoints"), "CVAE_DATA_DIR": str(_data_folder(root)),
-            "MPLCONFIGDIR": str(home / ".matplotlib"), "IPYTHONDIR": str(home / ".ipython")}
-
-
-def sandboxed_client(nb: nbformat.NotebookNode, root: Path, work: Path, limits: Limits,
-                     sandbox: Sandbox) -> NotebookClient:
-    """A notebook client whose kernel runs sandboxed and talks over IPC sockets in ``root``."""
-    launch = [_python_executable(), "-c", LAUNCH, str(limits.memory_mb * 2 ** 20),
-              "-f", "{connection_file}"]
-    config = Config({"SandboxedKernelManager": {
-        "launch_argv": sandbox.wrap(root, work, launch), "transport": "ipc",
-        "connection_file": str(root / "run" / "kernel.json")}})
-    return NotebookClient(nb, config=config, kernel_manager_class=SandboxedKernelManager,
-                          allow_errors=True, shutdown_kernel="immediate",
-                          startup_timeout=max(1, min(60, math.ceil(limits.seconds))))
+    return probe
