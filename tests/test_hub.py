@@ -282,8 +282,10 @@ def _open_04_and_move_a_slider(hub: Hub, name: str) -> dict[str, float]:
 def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> None:
     figures = {name: _open_04_and_move_a_slider(hub, name) for name in (ADA, BEA)}
     for name, f in figures.items():
+        used = limits.usage(name)
         print(f"{name}: lab after {f['lab']:.1f} s, slider redrawn {f['redrawn']:.1f} s after "
-              f"login, {f['memory_mb']:.0f} MB")
+              f"login, {f['memory_mb']:.0f} MB; cgroup peak {used['memory_peak'] / 2**20:.0f} "
+              f"MiB, {used['tasks_peak']} tasks")
     lessons = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     homes = {name: hub.home(name) for name in (ADA, BEA)}
     for name, home in homes.items():

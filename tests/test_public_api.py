@@ -46,7 +46,8 @@ check_base = MODULES["checks.base"]
 course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
 grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
-hub = MODULES["classroom.hub"]
+hub, accounts = MODULES["classroom.hub"], MODULES["classroom.accounts"]
+limits = MODULES["classroom.limits"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -77,7 +78,12 @@ NO_INPUT = {
     "classroom.book.lesson_sources", "classroom.book.stage_lessons", "classroom.book.output_root",
     "classroom.book.build_env", "classroom.book.html_dir", "classroom.book.build",
     # The hub's checks of this machine and its shared folder take no input.
-    "classroom.hub.trainings_dir", "classroom.hub.missing_models", "classroom.hub.problems",
+    "classroom.hub.missing_models", "classroom.hub.problems", "classroom.hub.state_dir",
+    "classroom.hub.homes_dir", "classroom.hub.admin_name", "classroom.hub.secrets",
+    "classroom.hub.probe_as_student",  # any folder: what a student's Python found, or why not
+    "classroom.accounts.first_password", "classroom.limits.problems",
+    "classroom.limits.processes", "classroom.limits.stop_group",  # no group: nothing to do
+    "classroom.limits.Caps", "classroom.release.release_dir",
     # Classes built by the factory functions tested below.
     "widgets.GenerationWidget", "widgets.SameZWidget", "widgets.InterpolationWidget",
 }
@@ -101,6 +107,12 @@ INSIDE = {
     "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
     # JupyterHub's pre-spawn hook and what it calls with the user ensure_student returned.
     "classroom.hub.student_spawn", "classroom.hub.give_course", "classroom.hub.student_env",
+    "classroom.hub.student_stopped",
+    # The hub's parts, called by its main or its hooks with the checked roster and folders.
+    "classroom.accounts.db_url", "classroom.accounts.created", "classroom.accounts.issued",
+    "classroom.accounts.issue", "classroom.limits.group_name", "classroom.limits.create_group",
+    "classroom.limits.wrap", "classroom.limits.usage", "classroom.release.release_python",
+    "classroom.release.build_release",
     # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
     # folder, the exercise and the limits, then calls these with checked values.
     "classroom.grading.grade.build_parser", "classroom.grading.grade.grade_file",
@@ -181,9 +193,17 @@ BAD_CALLS = [
     case("infra.storage.publish_folder",
          lambda: storage.publish_folder(NOWHERE / "a", NOWHERE / "b"),
          OSError),
-    case("classroom.hub.roster", lambda: hub.roster("alice Bob!"), ValueError),
-    case("classroom.hub.ensure_student", lambda: hub.ensure_student("Not A User", NOWHERE),
+    case("classroom.accounts.roster", lambda: accounts.roster("alice Bob!"), ValueError),
+    case("classroom.accounts.own_user",
+         lambda: accounts.own_user("Not A User", NOWHERE, NOWHERE), PermissionError),
+    case("classroom.accounts.create_user", lambda: accounts.create_user("root", NOWHERE, NOWHERE),
+         FileExistsError),
+    case("classroom.accounts.setup_accounts",
+         lambda: accounts.setup_accounts(["Not A User"], "instructor", NOWHERE, NOWHERE),
          ValueError),
+    case("classroom.limits.to_bytes", lambda: limits.to_bytes("lots"), ValueError),
+    case("classroom.limits.caps_from_env",
+         lambda: limits.caps_from_env({"CVAE_HUB_PROCESSES": "-1"}), ValueError),
     case("classroom.hub.main", lambda: hub.main(["serve"]), SystemExit),
     case("infra.storage.find_cached", lambda: storage.find_cached(None), TypeError),
     case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),

@@ -139,13 +139,12 @@ def issue(names: list[str], state: Path, reissue: bool = False) -> dict[str, str
 def setup_accounts(names: list[str], admin: str, state: Path, homes: Path,
                    reissue: list[str] | None = None) -> dict[str, str]:
     """System users and first passwords for ``admin`` and ``names``; the new passwords."""
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    everyone = list(dict.fromkeys([admin, *names]))
-    roster(" ".join(everyone))
+    everyone = roster(" ".join([admin, *names]))
     unknown = sorted(set(reissue or []) - set(everyone))
     if unknown:
         raise ValueError(f"cannot reissue a password for {unknown}: not on the roster or the "
                          f"admin ({', '.join(everyone)})")
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
     mine = created(state)
     for name in everyone:
         if name not in mine:

@@ -18,7 +18,6 @@ import grp
 import json
 import os
 import pwd
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from cvae_lib.classroom import accounts, limits
 from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
 from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
 from cvae_lib.data import FILES, raw_dir
+from cvae_lib.infra.storage import check_registry
 
 PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_FOLDER = "cvae-course"  # the student's copy of the notebooks, in their home
@@ -80,23 +80,12 @@ def give_course(user: pwd.struct_passwd, release: Path) -> list[Path]:
     return [Path(line) for line in done.stdout.splitlines()]
 
 
-def trainings_dir(release: Path) -> Path:
-    """The release's folder where every training registers, if the hub (root) made it."""
-    folder = release / "trainings"
-    made = os.lstat(folder)  # a link is refused, never followed
-    if not stat.S_ISDIR(made.st_mode) or made.st_uid != 0 or made.st_mode & 0o7777 != 0o1777:
-        raise RuntimeError(f"{folder} is not the trainings folder `hub release` made (root's, "
-                           f"mode 1777): rebuild the release with `python -m "
-                           f"cvae_lib.classroom.hub release`")
-    return folder
-
-
 def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
     """The course's settings for one student's server: shared models read-only, own cache."""
     return {"CVAE_SHARED_CACHE_DIR": str(release / "cache"),
             "CVAE_DATA_DIR": str(release / "data"),
             "CVAE_CACHE_DIR": str(Path(user.pw_dir) / OWN_CACHE), "CVAE_OFFLINE": "1",
-            "CVAE_TRAININGS_DIR": str(trainings_dir(release)),
+            "CVAE_TRAININGS_DIR": str(check_registry(release / "trainings")),
             "PATH": f"{release_python(release).parent}:/usr/local/bin:/usr/bin:/bin",
             **{key: os.environ[key] for key in ("CVAE_FAST",) if key in os.environ}}
 

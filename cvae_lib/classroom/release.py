@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from cvae_lib.data import data_dir, raw_dir
-from cvae_lib.infra.storage import cache_dir, publish_folder, staging_folder
+from cvae_lib.infra.storage import cache_dir, make_registry, publish_folder, staging_folder
 
 REPO = Path(__file__).resolve().parents[2]
 # The editable install of the course in the instructor's venv: the release installs it instead.
@@ -90,13 +90,12 @@ def build_release(release: Path | None = None) -> Path:
         _copy_files(REPO / "notebooks", staging / "notebooks", "*.ipynb")
         _copy_files(cache_dir(), staging / "cache")
         _copy_files(raw_dir(data_dir()), raw_dir(staging / "data"))
-        (staging / "trainings").mkdir()
         # Root's and read-only to students; the venv keeps its owner (its files are the
         # instructor's own, hard-linked), and only gains read rights for everyone.
-        ours = [str(staging / part) for part in ("notebooks", "cache", "data", "trainings")]
+        ours = [str(staging / part) for part in ("notebooks", "cache", "data")]
         subprocess.run(["chown", "-R", "0:0", *ours], check=True)
         subprocess.run(["chmod", "-R", "u+rwX,go+rX,go-w", str(staging)], check=True)
-        (staging / "trainings").chmod(0o1777)  # everyone registers; nobody removes another's
+        make_registry(staging / "trainings", shared=True)  # before any student runs
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
