@@ -161,11 +161,11 @@ def stop_group(user: str, timeout: float = 10.0) -> None:
 def usage(user: str) -> dict[str, int]:
     """The group's peak memory (bytes) and tasks, the kernel's kills and refusals at its caps."""
     memory = CGROUP_ROOT / "memory" / group_name(user)
-    events = (CGROUP_ROOT / "pids" / group_name(user) / "pids.events").read_text().split()
     pids = CGROUP_ROOT / "pids" / group_name(user)
+    events = (pids / "pids.events").read_text().split()
+    peak = pids / ("pids.peak" if (pids / "pids.peak").exists() else "pids.current")
     return {"memory_peak": int((memory / "memory.max_usage_in_bytes").read_text()),
-            "tasks_peak": int((pids / "pids.peak").read_text()) if (pids / "pids.peak").exists()
-            else int((pids / "pids.current").read_text()),
+            "tasks_peak": int(peak.read_text()),
             "memory_cap_hits": int((memory / "memory.failcnt").read_text()),
             "oom_kills": _oom_kills(memory),
             "process_refusals": int(events[events.index("max") + 1])}
