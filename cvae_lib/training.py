@@ -27,7 +27,7 @@ from cvae_lib.evaluate import dataset_loss
 from cvae_lib.losses import cvae_loss, kl_weight
 from cvae_lib.models import CVAE, VAE
 from cvae_lib.infra.runtime import pick_device, seed_everything
-from cvae_lib.infra.storage import FairShare
+from cvae_lib.infra.trainings import FairShare
 from cvae_lib.thickness import NUM_THICKNESS, thickness_labels
 
 TINY_MOMENT = 1e-30  # Adam moments below this are set to 0, every FLUSH_EVERY steps

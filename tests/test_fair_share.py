@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae_lib.infra.storage import FairShare, check_registry, make_registry
+from cvae_lib.infra.trainings import FairShare, check_registry, make_registry
 
 STUDENT, OTHER_STUDENT = 65534, 65533  # nobody, and a uid no account uses
 as_root = pytest.mark.skipif(os.geteuid() != 0,
@@ -82,9 +82,9 @@ def _ask(child: subprocess.Popen) -> int:
     return int(child.stdout.readline())
 
 
-HOLD = ("import time; from cvae_lib.infra.storage import FairShare; s = FairShare(); "
+HOLD = ("import time; from cvae_lib.infra.trainings import FairShare; s = FairShare(); "
         "print('ready', flush=True); time.sleep(60)")
-HOLD_AND_ANSWER = ("import sys, torch; from cvae_lib.infra.storage import FairShare; "
+HOLD_AND_ANSWER = ("import sys, torch; from cvae_lib.infra.trainings import FairShare; "
                    "s = FairShare(); print('ready', flush=True)\n"
                    "for _ in sys.stdin: s.adjust(); print(torch.get_num_threads(), flush=True)")
 
@@ -159,7 +159,7 @@ for f in held:
 print("ready", flush=True)
 time.sleep(60)
 """
-REPORT = ("import torch; from cvae_lib.infra.storage import FairShare; s = FairShare(); "
+REPORT = ("import torch; from cvae_lib.infra.trainings import FairShare; s = FairShare(); "
           "print(s.running(), torch.get_num_threads()); s.close()")
 
 
@@ -189,7 +189,7 @@ def test_what_a_student_plants_in_the_registry_is_ignored(shared_registry, class
         student.wait()
 
 
-FIFTY = ("import sys, torch; from cvae_lib.infra.storage import FairShare; "
+FIFTY = ("import sys, torch; from cvae_lib.infra.trainings import FairShare; "
          "shares = [FairShare() for _ in range(50)]; print('ready', flush=True); sys.stdin.read()")
 
 

@@ -489,7 +489,7 @@ fcntl.flock(held, fcntl.LOCK_EX)
 print("planted", flush=True)
 time.sleep(120)
 """
-TRAIN = ("import torch; from cvae_lib.infra.storage import FairShare; share = FairShare(); "
+TRAIN = ("import torch; from cvae_lib.infra.trainings import FairShare; share = FairShare(); "
          "print('threads', torch.get_num_threads(), flush=True); share.close()")
 
 

@@ -42,6 +42,7 @@ validate, evaluate, generation = MODULES["validate"], MODULES["evaluate"], MODUL
 plots, checks, thickness = MODULES["plots"], MODULES["checks"], MODULES["thickness"]
 widgets, classifier, models = MODULES["widgets"], MODULES["classifier"], MODULES["models"]
 storage, runtime = MODULES["infra.storage"], MODULES["infra.runtime"]
+trainings = MODULES["infra.trainings"]
 check_base = MODULES["checks.base"]
 course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
@@ -70,7 +71,8 @@ NO_INPUT = {
     "classroom.prepare.main",
     # any file: "edited" or not
     "classroom.exercises.MarkerError", "classroom.exercises.edited_by_student",
-    "infra.storage.FairShare",  # takes no argument; tests/test_fair_share.py
+    "infra.trainings.FairShare",  # takes no argument; tests/test_fair_share.py
+    "infra.storage.pid_alive",  # any pid: alive or not
     "classroom.grading.grade.default_jobs",  # takes no argument; --jobs is checked by grading.main
     # names what is wrong instead of raising; tests/test_grading.py
     "classroom.grading.grade.option_problem",
@@ -209,9 +211,9 @@ BAD_CALLS = [
     case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),
          NotADirectoryError),
     case("infra.storage.exclusive", lambda: storage.exclusive(NOWHERE / "x").__enter__(), OSError),
-    case("infra.storage.make_registry", lambda: storage.make_registry(Path(__file__)),
+    case("infra.trainings.make_registry", lambda: trainings.make_registry(Path(__file__)),
          PermissionError),
-    case("infra.storage.check_registry", lambda: storage.check_registry(Path(__file__)),
+    case("infra.trainings.check_registry", lambda: trainings.check_registry(Path(__file__)),
          PermissionError),
     case("validate.positive_int", lambda: validate.positive_int(True, "n"), ValueError),
     case("validate.finite_number", lambda: validate.finite_number("1", "lr"), TypeError),

@@ -28,7 +28,7 @@ from cvae_lib.classroom import accounts, limits
 from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
 from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
 from cvae_lib.data import FILES, raw_dir
-from cvae_lib.infra.storage import check_registry
+from cvae_lib.infra.trainings import check_registry
 
 PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 COURSE_FOLDER = "cvae-course"  # the student's copy of the notebooks, in their home

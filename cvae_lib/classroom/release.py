@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from cvae_lib.data import data_dir, raw_dir
-from cvae_lib.infra.storage import cache_dir, make_registry, publish_folder, staging_folder
+from cvae_lib.infra.storage import cache_dir, publish_folder, staging_folder
+from cvae_lib.infra.trainings import make_registry
 
 REPO = Path(__file__).resolve().parents[2]
 # The editable install of the course in the instructor's venv: the release installs it instead.

@@ -8,9 +8,6 @@ disk (fsync), and only then renamed over the target: a crash or Ctrl-C leaves th
 or the new one, never a mix. A whole folder of outputs is built beside its target and then
 swapped in with one rename. Temporary files and folders carry their writer's process id;
 those of a writer that died are removed on the next write.
-
-Trainings running at once count each other in a registry folder (``FairShare``) that no other
-user can turn against them: nothing in it is opened, followed or locked, only listed and lstat-ed.
 """
 
 from __future__ import annotations
@@ -20,21 +17,15 @@ import ctypes
 import errno
 import fcntl
 import os
-import re
 import shutil
-import socket
 import stat
 import tempfile
 import time
-import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import torch
 
-from cvae_lib.infra.runtime import env_flag
 
 TEMP_SUFFIX = ".tmp"
 STALE_AFTER = 24 * 3600.0  # older than this, a temp is stale even if its pid was reused
@@ -67,7 +58,7 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """True while a process with this id exists (ours, or another user's)."""
     try:
         os.kill(pid, 0)
@@ -81,7 +72,7 @@ def _pid_alive(pid: int) -> bool:
 def _is_stale(temp: Path, prefix: str, older_than: float) -> bool:
     """True when the writer named in ``temp`` (prefix, pid, '.', ...) is dead, or it is old."""
     pid = temp.name[len(prefix):].split(".", 1)[0].split("-")[-1]
-    if pid.isdigit() and not _pid_alive(int(pid)):
+    if pid.isdigit() and not pid_alive(int(pid)):
         return True
     return time.time() - temp.stat().st_mtime > older_than
 
@@ -225,186 +216,3 @@ def exclusive(path: Path, on_wait: Callable[[], None] | None = None) -> Iterator
         yield
     finally:
         os.close(fd)  # closing it releases the lock
-
-
-def _open_folder(folder: Path) -> int:
-    """Open ``folder`` without following a link; PermissionError if it is a link or a file."""
-    try:
-        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError as err:
-        if err.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise PermissionError(f"{folder} is a link or a file, not a folder (someone may have "
-                                  f"planted it): remove it, or choose another folder") from err
-        raise
-
-
-def make_registry(folder: Path, shared: bool = False) -> Path:
-    """Create the trainings folder ``folder``, or take it if this user made it, and lock it down.
-
-    ``shared`` (a class hub's, for every student): mode 1777, so anyone registers and nobody
-    removes another's entry; otherwise 0700. A link, a file or a folder another user made is
-    refused with a PermissionError naming it: it may have been planted to misdirect trainings.
-    The hub calls this for ``$CVAE_TRAININGS_DIR`` before any student runs.
-    """
-    folder = Path(folder)
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    fd = _open_folder(folder)
-    try:
-        owner = os.fstat(fd).st_uid
-        if owner != os.geteuid():
-            raise PermissionError(f"{folder} was made by another user (uid {owner}), not by this "
-                                  f"one: remove it, or choose another folder")
-        os.fchmod(fd, 0o1777 if shared else 0o700)
-    finally:
-        os.close(fd)
-    return folder
-
-
-def check_registry(folder: Path) -> Path:
-    """Raise PermissionError unless ``folder`` is a shared trainings folder as the hub makes it.
-
-    That is a real folder (not a link) of root's or this user's, where nobody can remove another
-    user's entry (only its owner may write, or the sticky bit is set).
-    """
-    try:
-        fd = _open_folder(folder)
-    except FileNotFoundError as err:
-        raise FileNotFoundError(f"CVAE_TRAININGS_DIR={folder} does not exist: the class hub "
-                                f"makes it when it starts; unset CVAE_TRAININGS_DIR to train "
-                                f"on your own") from err
-    try:
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    loose = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
-    if info.st_uid not in (0, os.geteuid()) or loose:
-        raise PermissionError(f"CVAE_TRAININGS_DIR={folder} is not a trainings folder made by "
-                              f"the class hub (owner uid {info.st_uid}, mode "
-                              f"{stat.S_IMODE(info.st_mode):o}): ask the instructor to restart "
-                              f"the hub, or unset CVAE_TRAININGS_DIR to train on your own")
-    return Path(folder)
-
-
-def _registry() -> Path:
-    """Folder where each running training leaves an entry, so trainings can count each other.
-
-    ``$CVAE_TRAININGS_DIR`` when set (a class hub's, shared by every student: checked with
-    ``check_registry``). Otherwise a private one, ``$TMPDIR/cvae_lib-trainings-<uid>``, made
-    0700 by this user; if another user planted something of that name first, it is never
-    used: the registry moves to this user's own ``~/.cache/cvae_lib``, with a warning, so a
-    planted folder can neither stop nor misdirect this user's trainings.
-    """
-    shared = os.environ.get("CVAE_TRAININGS_DIR")
-    if shared:
-        return check_registry(Path(shared))
-    private = Path(tempfile.gettempdir()) / f"cvae_lib-trainings-{os.geteuid()}"
-    try:
-        return make_registry(private)
-    except PermissionError as err:
-        fallback = Path.home() / ".cache" / "cvae_lib" / f"trainings-{socket.gethostname()}"
-        warnings.warn(f"{err}. Registering trainings in {fallback} instead.", stacklevel=3)
-        fallback.parent.mkdir(parents=True, exist_ok=True)
-        return make_registry(fallback)
-
-
-def _process(pid: int) -> tuple[int | None, str] | None:
-    """(effective uid, start time) of the live process ``pid``; None once it has exited.
-
-    Read from /proc on Linux: the start time tells a reused pid apart. Without /proc (macOS)
-    only whether it lives is known, and the answer is (None, "0").
-    """
-    try:
-        started = Path(f"/proc/{pid}/stat").read_text()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        if Path("/proc/self/stat").exists():
-            return None
-        return (None, "0") if _pid_alive(pid) else None
-    except OSError:  # it exited while being read
-        return None
-    fields = started.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-    if fields[0] in ("Z", "X"):  # exited, not yet reaped
-        return None
-    uid = next(line.split()[2] for line in status.splitlines() if line.startswith("Uid:"))
-    return int(uid), fields[19]
-
-
-ENTRY = re.compile(r"(\d+)-(\d+)-\w+\.training")  # pid, start time, random part
-
-
-def _entry_state(entry: os.DirEntry) -> tuple[int, bool] | None:
-    """(owner uid, alive) of a registry entry a training wrote; None for anything else.
-
-    Only the name and ``lstat`` are read: nothing is opened or followed. An entry is alive while
-    the process it names runs, started when the name says, as the user who owns the file.
-    """
-    found = ENTRY.fullmatch(entry.name)
-    if found is None:
-        return None
-    try:
-        info = entry.stat(follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None
-    process = _process(int(found[1]))
-    alive = (process is not None and process[1] == found[2]
-             and process[0] in (None, info.st_uid))
-    return info.st_uid, alive
-
-
-class FairShare:
-    """Share the CPU cores fairly among the users training on this machine at once.
-
-    Two processes that each run two OpenMP threads on two cores spin-wait for each other's
-    cores: each ran 6x slower instead of 2x (``benchmarks/bench_contention.py``). Each training
-    leaves an entry (an empty file named after its process) in a registry folder; ``adjust()``
-    counts the live ones per user and gives this process cores // users threads, split again
-    among this user's own trainings. A lone run keeps every core; a user who starts 50
-    trainings, or plants 50 files, still counts as one user. Only processes this one can see
-    in /proc are counted: servers in separate containers (or behind ``hidepid``) share nothing.
-    """
-
-    def __init__(self) -> None:
-        self.threads = torch.get_num_threads()
-        self.cores = max(self.threads, os.cpu_count() or 1)
-        self._folder = _registry()
-        pid = os.getpid()
-        fd, name = tempfile.mkstemp(prefix=f"{pid}-{_process(pid)[1]}-", suffix=".training",
-                                    dir=self._folder)  # O_EXCL, no link followed, mode 0600
-        os.close(fd)
-        self._path = Path(name)
-        self.adjust()
-
-    def trainings(self) -> Counter[int]:
-        """Live trainings per user id, this one included; stale entries of ours are removed."""
-        live: Counter[int] = Counter()
-        with os.scandir(self._folder) as entries:
-            for entry in entries:
-                state = _entry_state(entry)
-                if state is not None and state[1]:
-                    live[state[0]] += 1
-                elif state is not None and state[0] == os.geteuid():  # never another's file
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(entry.path)
-        return live
-
-    def running(self) -> int:
-        """How many trainings are running right now, of every user (this one included)."""
-        return sum(self.trainings().values())
-
-    def adjust(self) -> None:
-        """Set this process's thread count to its fair share of the cores."""
-        if not env_flag("CVAE_SHARE_CORES", default=True):
-            return
-        live, me = self.trainings(), os.geteuid()
-        per_user = self.cores // len(live.keys() | {me})
-        share = max(1, min(self.threads, per_user // max(1, live[me])))
-        if torch.get_num_threads() != share:  # setting it is not free
-            torch.set_num_threads(share)
-
-    def close(self) -> None:
-        """Give the threads back and leave the registry."""
-        torch.set_num_threads(self.threads)
-        self._path.unlink(missing_ok=True)
