@@ -107,6 +107,8 @@ def issued(state: Path) -> set[str]:
     """The names that have a password the instructor issued (the only ones that can log in)."""
     from nativeauthenticator.orm import UserInfo
 
+    if not (state / "jupyterhub.sqlite").is_file():
+        return set()
     db = _session(state)
     try:
         return {info.username for info in UserInfo.all_users(db) if info.is_authorized}
