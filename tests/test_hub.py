@@ -274,6 +274,11 @@ def _open_04_and_move_a_slider(hub: Hub, name: str) -> dict[str, float]:
                   f"'Mem: ... / {cap_mb:.0f} MB' in the status bar")
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        # A widget's redraw waits behind the cells still queued in the kernel; on a loaded
+        # server those can take longer than the redraw's 5 s, so wait until Run All is done.
+        page.locator(".jp-InputPrompt", has_text="[*]").first.wait_for(timeout=LAB_TIMEOUT_MS)
+        busy = page.locator(".jp-InputPrompt", has_text="[*]")
+        _wait_for(lambda: busy.count() == 0, LAB_TIMEOUT_MS / 1000, f"{name}'s Run All")
         check_generation_widget(page, f"hub-{name}")
         redrawn = time.monotonic() - start
         return {"lab": lab, "redrawn": redrawn, "memory_mb": _memory_mb(name)}
