@@ -16,12 +16,14 @@ stopped by process group, by user and by cgroup, and the accounts are removed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -189,14 +191,12 @@ def hub(python_reachable) -> Iterator[Hub]:
     require_browser()
     base = Path(tempfile.mkdtemp(prefix="cvae-hub-"))
     base.chmod(0o755)
-    port = free_port()
     prepared = os.environ.get("CVAE_HUB_TEST_CACHE")
     cache = Path(prepared).resolve() if prepared else base / "cache"
     env = {**os.environ, "CVAE_FAST": "0" if prepared else "1", "CVAE_OFFLINE": "1",
            "CVAE_CACHE_DIR": str(cache), "CVAE_HUB_STUDENTS": " ".join(STUDENTS),
            "CVAE_HUB_ADMIN": ADMIN, "CVAE_HUB_HOMES": str(base / "homes"),
-           "CVAE_HUB_STATE": str(base / "state"), "CVAE_HUB_RELEASE": str(base / "release"),
-           "CVAE_HUB_PORT": str(port)}
+           "CVAE_HUB_STATE": str(base / "state"), "CVAE_HUB_RELEASE": str(base / "release")}
     checkout_mode = ROOT.stat().st_mode & 0o7777
     log, proc = base / "hub.log", None
     try:
@@ -216,6 +216,8 @@ def hub(python_reachable) -> Iterator[Hub]:
         assert checked.returncode == 0, checked.stderr
         print(checked.stdout.strip())
         before = _files(cache)
+        port = _free_ports()  # chosen at the last moment: kernels elsewhere take ports too
+        env["CVAE_HUB_PORT"] = str(port)
         with open(log, "wb") as out:
             proc = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f",
                                      str(ROOT / "hub" / "jupyterhub_config.py")], env=env,
@@ -241,6 +243,21 @@ def hub(python_reachable) -> Iterator[Hub]:
             except RuntimeError as err:
                 print(f"could not remove {name}: {err}")
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _free_ports(count: int = 3) -> int:
+    """The first of ``count`` consecutive free ports: the hub uses its port and the next two."""
+    for _ in range(100):
+        first = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def _as(name: str) -> dict:
@@ -353,7 +370,7 @@ def test_nobody_logs_in_under_a_name_that_is_not_theirs(hub: Hub) -> None:
     assert _login(hub.url, CID, hub.passwords[CID]) is None, "no limit on failed logins"
 
     fresh = dict(hub.env, CVAE_HUB_STATE=str(hub.base / "no-accounts"),
-                 CVAE_HUB_PORT=str(free_port()))
+                 CVAE_HUB_PORT=str(_free_ports()))
     refused = subprocess.run([str(Path(sys.executable).parent / "jupyterhub"), "-f",
                               str(ROOT / "hub" / "jupyterhub_config.py")], env=fresh,
                              cwd=hub.base, capture_output=True, text=True, timeout=120)
