@@ -163,3 +163,25 @@ def describe(obj: object) -> str:
     if isinstance(obj, tuple):
         return f"a tuple of {len(obj)} ({', '.join(describe(item) for item in obj)})"
     return f"a {type(obj).__name__}"
+
+
+def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
+                  tb_offset: int | None = None) -> list[str]:
+    """Show an AssertionError in IPython: a short report if a check raised it, else the stack."""
+    if check_name(tb) is None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return []
+    report = short_report(value)
+    shell._showtraceback(etype, value, report)
+    return report
+
+
+def show_checks_briefly() -> None:
+    """In IPython, show a failed ``check_*`` as a few lines naming the mistake, not a stack."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((AssertionError,), _check_report)

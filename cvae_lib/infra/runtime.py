@@ -8,12 +8,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import random
-from types import TracebackType
 
 import numpy as np
 import torch
-
-from cvae_lib.checks.base import check_name, short_report
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
@@ -54,34 +51,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
-                  tb_offset: int | None = None) -> list[str]:
-    """Show an AssertionError in IPython: a short report if a check raised it, else the stack."""
-    if check_name(tb) is None:
-        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-        return []
-    report = short_report(value)
-    shell._showtraceback(etype, value, report)
-    return report
-
-
-def show_checks_briefly() -> None:
-    """In IPython, show a failed ``check_*`` as a few lines naming the mistake, not a stack."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None:
-        shell.set_custom_exc((AssertionError,), _check_report)
-
-
 def setup_notebook(seed: int = 0) -> torch.device:
     """Seed everything, pick the device and print what the notebook runs on."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
     seed_everything(seed)
-    show_checks_briefly()
     device = pick_device()
     mode = "FAST (tiny models, for tests)" if fast_mode() else "full"
     print(f"cvae_lib {importlib.metadata.version('cvae-course')} | torch {torch.__version__} | "
