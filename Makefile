@@ -59,8 +59,9 @@ present: $(STAMP)
 	$(VENV)/bin/voila --Voila.config_file_paths=presenter presenter/cvae_presenter.ipynb
 
 # Regenerate the student copies of the exercises (05-07) from notebooks/solutions/.
+# GRADED=1 leaves the folded solutions out of the student copies (a graded class).
 student-copies: $(STAMP)
-	$(PY) -m cvae_lib exercises
+	$(PY) -m cvae_lib exercises $(if $(GRADED),--graded --force)
 
 clean:
 	rm -rf outputs .pytest_cache

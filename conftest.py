@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         expected = expected_outputs(item.path)
         if cell.id not in expected:
             raise pytest.UsageError(
-                f"{item.path.name}: cell {cell.id} is marked # NBVAL_CHECK_OUTPUT but "
+                f"{item.path.name}: cell {cell.id} is tagged nbval-check-output but "
                 f"{expected_path(item.path)} holds no output for it; record it with "
                 f"`.venv/bin/python tests/notebook_outputs.py {item.path}`")
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell.id])]

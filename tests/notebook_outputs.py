@@ -1,4 +1,4 @@
-"""Expected printouts of the ``# NBVAL_CHECK_OUTPUT`` cells, kept beside the tests.
+"""Expected printouts of the cells tagged ``nbval-check-output``, kept beside the tests.
 
 Notebooks are committed without outputs, so nbval would have nothing to compare these cells
 with. Their expected stdout lives in ``tests/expected_outputs/<notebook>.json`` (cell id ->
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import nbformat
 
-CHECKED = "# NBVAL_CHECK_OUTPUT"
+CHECKED = "nbval-check-output"  # nbval's cell tag: compare this cell's output
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected_outputs"
 
 
 def is_checked(cell: nbformat.NotebookNode) -> bool:
     """True for a code cell whose output nbval compares."""
-    return cell.cell_type == "code" and cell.source.startswith(CHECKED)
+    return cell.cell_type == "code" and CHECKED in cell.metadata.get("tags", [])
 
 
 def expected_path(notebook: Path) -> Path:

@@ -32,14 +32,15 @@ class _ThisPython(KernelSpecManager):
                                 "{connection_file}"], display_name="tests", language="python")
 
 
-def run(path: Path, cache: Path, monkeypatch) -> nbformat.NotebookNode:
-    """Execute a notebook in fast mode in its own folder; return it with its outputs."""
+def run(path: Path, cache: Path, monkeypatch, allow_errors: bool = False,
+        ) -> nbformat.NotebookNode:
+    """Execute a notebook in fast mode in the notebooks' folder; return it with its outputs."""
     monkeypatch.setenv("CVAE_FAST", "1")
     monkeypatch.setenv("CVAE_OFFLINE", "1")
     monkeypatch.setenv("CVAE_CACHE_DIR", str(cache))
     monkeypatch.setenv("MPLBACKEND", "agg")
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=900, allow_errors=False,
+    client = NotebookClient(notebook, timeout=900, allow_errors=allow_errors,
                             km=KernelManager(kernel_spec_manager=_ThisPython()),
                             resources={"metadata": {"path": str(NOTEBOOKS)}})
     client.execute()

@@ -191,6 +191,29 @@ def test_force_overwrites_edited_copies(course: Path):
     assert main(["--check"], notebooks=course) == 0
 
 
+FOLDED = ("Try first.\n\n<details><summary>Hint</summary>\n\nUse a loop.\n</details>\n\n"
+          "<details><summary>Solution</summary>\n\n```python\nx = 2\n```\n</details>")
+
+
+def test_graded_copies_leave_out_the_folded_solutions_and_keep_the_hints(course: Path):
+    """Self-study copies (the default) keep the folded solution; --graded drops it only."""
+    _notebook(course / "solutions" / "06_folded.ipynb", "x = 1", markdown=FOLDED)
+    assert main([], notebooks=course) == 0
+    assert "<summary>Solution" in (course / "06_folded.ipynb").read_text()
+    assert main(["--graded", "--force"], notebooks=course) == 0
+    graded = nbformat.read(course / "06_folded.ipynb", as_version=4).cells[0].source
+    assert graded == FOLDED.split("\n\n<details><summary>Solution")[0]
+    assert main(["--check"], notebooks=course) == 1  # no longer the default copies
+    assert main(["--check", "--graded"], notebooks=course) == 0
+
+
+@pytest.mark.parametrize("path", [p for p in SOLUTIONS if "<summary>Solution" in p.read_text()],
+                         ids=lambda p: p.name)
+def test_graded_copy_of_a_lesson_holds_no_folded_solution(path: Path):
+    assert "Solution</summary>" not in render(path, graded=True)
+    assert "Hint</summary>" in render(path, graded=True)
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_student_copy_is_fresh(path: Path):
     target = NOTEBOOKS / path.name

@@ -1,17 +1,23 @@
-"""Committed notebooks hold no outputs or execution counts, and checked cells have references.
+"""Committed notebooks hold no outputs or execution counts, checked cells have references, and
+a student sees no test-tool marker and no word about where the lessons come from.
 
-A cell whose first line is ``# NBVAL_CHECK_OUTPUT`` is compared by nbval with the printout
-stored in ``tests/expected_outputs/`` (see ``tests/notebook_outputs.py``), not in the notebook.
+A cell tagged ``nbval-check-output`` is compared by nbval with the printout stored in
+``tests/expected_outputs/`` (see ``tests/notebook_outputs.py``), not in the notebook.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from notebook_outputs import CHECKED, expected_outputs, expected_path, is_checked
+
+# Test-tool markers (nbval's comments and the like) and the words for the course's source
+# material: they belong in cell tags and in the README, not in what a student reads.
+HIDDEN = re.compile(r"NBVAL_|PYTEST_VALIDATE|\bspecs?\b|\bspec's\b|curricul", re.IGNORECASE)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path for folder in ("notebooks", "presenter") if (ROOT / folder).is_dir()
@@ -52,10 +58,32 @@ def test_checked_cells_and_references_match(path):
         f"`.venv/bin/python tests/notebook_outputs.py {path.relative_to(ROOT)}`")
 
 
+def visible_words(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(cell index, line) of every source line a student sees that holds a hidden word."""
+    return [(i, line.strip()) for i, cell in enumerate(notebook.cells)
+            for line in cell.source.splitlines() if HIDDEN.search(line)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_students_see_no_test_marker_or_source_word(path):
+    found = visible_words(nbformat.read(path, as_version=4))
+    assert not found, (f"{path.relative_to(ROOT)} shows a student a test marker or the word "
+                       "'spec'/'curriculum' (use a cell tag such as nbval-check-output): "
+                       + "; ".join(f"cell {i}: {line}" for i, line in found))
+
+
+def test_hidden_words_are_found():
+    cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nx = 1"),
+             nbformat.v4.new_markdown_cell("The spec's loop; the Curriculum asks"),
+             nbformat.v4.new_markdown_cell("A specific spectrum, inspected")]
+    found = visible_words(nbformat.v4.new_notebook(cells=cells))
+    assert [i for i, _ in found] == [0, 1]
+
+
 def test_dirt_is_detected():
     executed = nbformat.v4.new_code_cell("1 + 1", execution_count=3, outputs=[
         nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)])
-    checked = nbformat.v4.new_code_cell(CHECKED + "\nprint(x.shape)", execution_count=4, outputs=[
+    checked = nbformat.v4.new_code_cell("print(x.shape)", execution_count=4, outputs=[
         nbformat.v4.new_output("stream", name="stdout", text="torch.Size([2, 794])\n")])
     assert dirt(executed) == ["execution_count 3", "an output of type execute_result"]
     assert dirt(checked) == ["execution_count 4", "an output of type stream"]

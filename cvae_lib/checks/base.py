@@ -14,6 +14,8 @@ as it was.
 from __future__ import annotations
 
 import functools
+import textwrap
+from types import TracebackType
 from typing import Callable, TypeVar
 
 import torch
@@ -24,6 +26,7 @@ NUM_CLASSES = 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
 LOSS_SHAPES = ((3, 4), (1, 2), (2, 7))  # (batch, latent_dim) of check_cvae_loss's probes
 LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances both probes draw from
+REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
 
 # Short label of every mistake the checks can name, by key (CheckFailure.key).
 MISTAKES: dict[str, str] = {
@@ -99,6 +102,29 @@ class CheckFailure(AssertionError):
         super().__init__(message)
         self.key, self.label = key, MISTAKES[key]
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of the stack: the short report."""
+        return short_report(self)
+
+
+def check_name(tb: TracebackType | None) -> str | None:
+    """The outermost ``check_*`` function the traceback passes through, if any."""
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name.startswith("check_"):
+            return tb.tb_frame.f_code.co_name
+        tb = tb.tb_next
+    return None
+
+
+def short_report(err: BaseException) -> list[str]:
+    """A failed check in a few lines: which check failed, the mistake's name, the advice."""
+    label = getattr(err, "label", None)
+    head = f"✗ {check_name(err.__traceback__) or 'check'} failed"
+    advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
+                           max_lines=REPORT_LINES - 1, placeholder=" …")
+    return [f"\x1b[1;31m{head}\x1b[0m" + (f" \x1b[1m({label})\x1b[0m" if label else ""),
+            *advice]
+
 
 def require(condition: object, key: str, message: str) -> None:
     """Raise ``CheckFailure(key, message)`` unless ``condition`` holds."""
@@ -137,3 +163,25 @@ def describe(obj: object) -> str:
     if isinstance(obj, tuple):
         return f"a tuple of {len(obj)} ({', '.join(describe(item) for item in obj)})"
     return f"a {type(obj).__name__}"
+
+
+def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
+                  tb_offset: int | None = None) -> list[str]:
+    """Show an AssertionError in IPython: a short report if a check raised it, else the stack."""
+    if check_name(tb) is None:
+        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return []
+    report = short_report(value)
+    shell._showtraceback(etype, value, report)
+    return report
+
+
+def show_checks_briefly() -> None:
+    """In IPython, show a failed ``check_*`` as a few lines naming the mistake, not a stack."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.set_custom_exc((AssertionError,), _check_report)

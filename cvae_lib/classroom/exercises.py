@@ -20,6 +20,11 @@ overwrite a copy whose cells no longer match that hash (a student has edited it)
     python -m cvae_lib exercises            # write the student copies
     python -m cvae_lib exercises --check    # fail if a copy is stale (used by the tests)
     python -m cvae_lib exercises --reset 05 # start notebook 05 again from scratch
+    python -m cvae_lib exercises --graded --force  # copies without the folded solutions
+
+By default a student copy keeps the folded "Solution" blocks of the markdown (self-study: a
+student opens one after trying). ``--graded`` leaves them out, for a class whose exercises are
+graded; the hints stay either way.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ METADATA_KEY = "cvae_exercise"
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # Anything a person may have meant as a marker: a comment naming BEGIN/END and SOLUTION.
 LOOKS_LIKE_MARKER = re.compile(r"#.*\b(begin|end)[\s_-]*solution", re.IGNORECASE)
+# A folded answer in a markdown cell: <details><summary>Solution...</summary> ... </details>.
+SOLUTION_BLOCK = re.compile(r"\n*<details>\s*<summary>\s*Solution\b.*?</details>", re.S | re.I)
 
 
 class MarkerError(ValueError):
@@ -126,9 +133,10 @@ def cells_hash(notebook: dict) -> str:
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
 
 
-def student_notebook(solution: nbformat.NotebookNode,
-                     name: str = "notebook") -> nbformat.NotebookNode:
-    """The student copy of a solution notebook (outputs stripped, failing cells tagged)."""
+def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook",
+                     graded: bool = False) -> nbformat.NotebookNode:
+    """The student copy of a solution notebook (outputs stripped, failing cells tagged); a
+    ``graded`` copy also leaves out the folded solutions of its markdown cells."""
     student = nbformat.from_dict(_check_notebook(solution))
     student.metadata.pop(METADATA_KEY, None)
     for index, cell in enumerate(student.cells):
@@ -138,6 +146,8 @@ def student_notebook(solution: nbformat.NotebookNode,
                 if LOOKS_LIKE_MARKER.search(line):
                     raise MarkerError(f"{where}, line {number}: a solution marker in a "
                                       f"{cell.cell_type} cell; markers work in code cells only")
+            if graded:
+                cell.source = SOLUTION_BLOCK.sub("", cell.source)
             continue
         cell.source, changed = stub_source(cell.source, where)
         cell.outputs, cell.execution_count = [], None
@@ -168,14 +178,14 @@ def solution_lines(solution: nbformat.NotebookNode) -> list[str]:
     return [ln for ln in inside if len(ln) > 12 and ln not in outside]
 
 
-def render(path: Path) -> str:
+def render(path: Path, graded: bool = False) -> str:
     """The text the student copy of solution ``path`` should have."""
     path = Path(path)
     try:
         solution = nbformat.read(path, as_version=4)
     except Exception as err:  # nbformat raises several unrelated types for a broken file
         raise MarkerError(f"{path.name}: not a readable notebook ({err})") from err
-    return nbformat.writes(student_notebook(solution, path.name)) + "\n"
+    return nbformat.writes(student_notebook(solution, path.name, graded)) + "\n"
 
 
 def edited_by_student(target: Path) -> bool:
@@ -220,6 +230,9 @@ def main(argv: list[str] | None = None, notebooks: Path = NOTEBOOKS) -> int:
     parser.add_argument("--reset", action="append", default=[], metavar="NN",
                         help="put this notebook (e.g. 05) back as generated; the edited copy "
                              "is kept as NN_name.ipynb.bak (.bak2, .bak3... after that)")
+    parser.add_argument("--graded", action="store_true",
+                        help="leave the folded solutions out of the copies (a graded class); "
+                             "by default they stay, folded, for self-study")
     args = parser.parse_args(argv)
     solutions = sorted((notebooks / "solutions").glob("*.ipynb"))
     if args.reset:
@@ -227,7 +240,7 @@ def main(argv: list[str] | None = None, notebooks: Path = NOTEBOOKS) -> int:
     texts, errors = {}, []
     for path in solutions:  # render everything first: one bad marker writes nothing at all
         try:
-            texts[path] = render(path)
+            texts[path] = render(path, args.graded)
         except MarkerError as err:
             errors.append(str(err))
     if errors:
