@@ -16,12 +16,14 @@ from cvae_lib.classifier import (DigitClassifier, features, load_or_train_classi
                                  predict)
 from cvae_lib.data import check_dataset, load_dataset
 from cvae_lib.generation import samples_per_class
+from cvae_lib.infra.storage import shares_cores
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE
 from cvae_lib.validate import (as_images, as_labels, check_model, label_classes, model_device,
                                positive_int)
 
 
+@shares_cores
 @torch.no_grad()
 def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                  extra: torch.Tensor | None = None, batch_size: int = 2000,
@@ -64,6 +66,7 @@ def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor
     return as_images(x), as_labels(labels, label_classes(model))
 
 
+@shares_cores
 @torch.no_grad()
 def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                      extra: torch.Tensor | None = None, batch_size: int = 2000
@@ -113,6 +116,7 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
+@shares_cores
 @torch.no_grad()
 def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                               extra: torch.Tensor | None = None, k: int = 100,
@@ -166,6 +170,7 @@ def _check_digit_model(model: CVAE, n_per_class: int) -> None:
         raise ValueError(f"n_per_class must be an integer >= 2, not {n_per_class!r}")
 
 
+@shares_cores
 def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: int = 100,
                          temperature: float = 1.0, seed: int = 0) -> dict:
     """How often a sample asked for digit d is read as d by the classifier.
@@ -189,6 +194,7 @@ def spread(images: torch.Tensor) -> float:
     return (torch.cdist(images, images).sum() / (len(images) * (len(images) - 1))).item()
 
 
+@shares_cores
 def _spread_ratios(model: CVAE, x: torch.Tensor, labels: torch.Tensor, n_per_class: int,
                    seed: int, space: Callable[[torch.Tensor], torch.Tensor]) -> dict:
     """Per digit: ``spread`` of samples over that of real images, both mapped by ``space``."""
@@ -226,6 +232,7 @@ def feature_diversity(model: CVAE, classifier: DigitClassifier, x: torch.Tensor,
                           space=lambda images: features(classifier, images))
 
 
+@shares_cores
 def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                   extra: torch.Tensor | None = None, steps: int = 100) -> float:
     """How well the digit can be read from mu: test accuracy of a logistic regression.
@@ -260,6 +267,7 @@ def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     return (predicted == labels[half:]).float().mean().item()
 
 
+@shares_cores
 def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
                    dataset: str = "mnist", num_images: int = 1000, k: int = 100,
                    n_per_class: int = 100) -> dict:

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import torch
 
@@ -40,6 +41,7 @@ TEMP_SUFFIX = ".tmp"
 STALE_AFTER = 24 * 3600.0  # older than this, a temp is stale even if its pid was reused
 RENAME_EXCHANGE = 2  # renameat2 flag: swap two paths in one step (Linux >= 3.15)
 AT_FDCWD = -100
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -366,6 +368,8 @@ class FairShare:
     in /proc are counted: servers in separate containers (or behind ``hidepid``) share nothing.
     """
 
+    held = 0  # the entries this process holds: a step inside a training takes no second one
+
     def __init__(self) -> None:
         self.threads = torch.get_num_threads()
         self.cores = max(self.threads, os.cpu_count() or 1)
@@ -375,6 +379,7 @@ class FairShare:
                                     dir=self._folder)  # O_EXCL, no link followed, mode 0600
         os.close(fd)
         self._path = Path(name)
+        FairShare.held += 1
         self.adjust()
 
     def trainings(self) -> Counter[int]:
@@ -408,3 +413,23 @@ class FairShare:
         """Give the threads back and leave the registry."""
         torch.set_num_threads(self.threads)
         self._path.unlink(missing_ok=True)
+        FairShare.held -= 1
+
+
+def shares_cores(step: Callable[..., T]) -> Callable[..., T]:
+    """Make the CPU-heavy function ``step`` run on this process's fair share of the cores.
+
+    An evaluation or a batch of samples counts as a training does (``FairShare``) while it
+    runs, so two kernels never run more threads than there are cores, which spin-wait for each
+    other. Inside a training, or another such step, the process is already counted.
+    """
+    @functools.wraps(step)
+    def shared(*args: object, **kwargs: object) -> T:
+        if FairShare.held:
+            return step(*args, **kwargs)
+        share = FairShare()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            share.close()
+    return shared
