@@ -225,6 +225,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--students", default="2,4,8", help="comma-separated class sizes")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each training")
     parser.add_argument("--fast", action="store_true", help="the tiny models of CVAE_FAST=1")
+    parser.add_argument("--no-trainings", action="store_true",
+                        help="skip table 3, the N trainings at once")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="a variable for every kernel, server and training (repeatable)")
     args = parser.parse_args()
@@ -318,7 +320,8 @@ def main() -> None:
           f"{cache_dir()}; extra environment: {EXTRA_ENV or 'none'}")
     kernel = print_openings(args.sizes, args.fast)
     server = print_servers()
-    print_trainings(args.sizes, args.epochs)
+    if not args.no_trainings:
+        print_trainings(args.sizes, args.epochs)
     alone, beside = beside_a_notebook(args.epochs)
     print(f"\n4. The main job ({args.epochs} epochs of the default recipe): {alone:.2f} s/epoch "
           f"alone, {beside:.2f} beside a kernel executing 04: {beside / alone:.2f}x")
