@@ -88,6 +88,8 @@ INSIDE = {
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
     "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
     "infra.runtime.seed_everything",
+    "infra.storage.shares_cores",  # a decorator on the course's own functions
+    "data.float_images_path",  # of an IDX file check_idx_pair has checked
     # the main job's own trained model, config and history
     "checkpoints.cache_path",  # a TrainConfig, checked when it was made
     "classroom.course.cache_if_course_model",

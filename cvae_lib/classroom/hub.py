@@ -95,7 +95,7 @@ def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
     """The course's settings for one student's server: shared models read-only, own cache.
 
     A kernel's waiting threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``): beside
-    another student's work, spinning threads made a training 5.7x slower, sleeping ones 1.2x
+    another student's work, spinning threads made a training 5.7x slower, sleeping ones 2x
     (``benchmarks/README.md``).
     """
     return {"CVAE_SHARED_CACHE_DIR": str(release / "cache"),
