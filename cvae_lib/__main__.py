@@ -18,7 +18,8 @@ import matplotlib
 from cvae_lib.checkpoints import save_checkpoint
 from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
 from cvae_lib.classroom.course import FAST_TRAIN_LIMIT, cache_if_course_model
-from cvae_lib.evaluate import dataset_loss, evaluate_model
+from cvae_lib.evaluate import dataset_loss
+from cvae_lib.metrics import evaluate_model
 from cvae_lib.infra.runtime import fast_mode
 from cvae_lib.infra.storage import atomic_write, check_writable, publish_folder, staging_folder
 from cvae_lib.training import TrainConfig, train

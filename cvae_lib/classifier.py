@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from cvae_lib.data import load_mnist
 from cvae_lib.infra.runtime import fast_mode, pick_device
 from cvae_lib.infra.storage import atomic_write, cache_dir, find_cached
+from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.validate import as_images, finite_weights
 
 CLASSIFIER_VERSION = 1
@@ -65,6 +66,7 @@ def bf16_is_fast(device: torch.device) -> bool:
         return False
 
 
+@shares_cores
 def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = None,
                      seed: int = 0, progress: bool = True) -> DigitClassifier:
     """Train the classifier on MNIST train: one-cycle Adam, bf16 where the hardware has it."""
@@ -103,6 +105,7 @@ def _check_classifier(classifier: DigitClassifier) -> DigitClassifier:
     return classifier
 
 
+@shares_cores
 @torch.no_grad()
 def _in_batches(classifier: DigitClassifier, x: torch.Tensor,
                 step: Callable[[torch.Tensor], torch.Tensor], batch_size: int) -> torch.Tensor:

@@ -8,6 +8,9 @@ Introduced in 01_vae_fundamentals. Where the images come from, in order:
 3. torchvision's download (skipped when ``CVAE_OFFLINE=1``).
 
 Because the cache uses torchvision's layout, ``torchvision.datasets.MNIST(root)`` works on it.
+
+The images are mapped from one float32 file beside their IDX file (``cvae_lib.infra.mapped``),
+so a class server holds them once for every kernel.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cvae_lib.infra.mapped import idx_payload, mapped_images
 from cvae_lib.infra.runtime import env_flag
 from cvae_lib.infra.storage import atomic_write
 
@@ -257,10 +261,10 @@ def ensure_dataset(dataset: str = "mnist", root: Path | None = None) -> Path:
 @lru_cache(maxsize=8)
 def _load(dataset: str, train: bool, root: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split once per process; callers get the cached tensors."""
-    folder = raw_dir(Path(root), dataset)
-    check_idx_pair(*(folder / name for name in FILES[train]))
-    split = torchvision_dataset(dataset)(root, train=train, download=False)
-    return split.data.reshape(-1, IMAGE_DIM).float().div_(255.0), split.targets.long()
+    images, labels = (raw_dir(Path(root), dataset) / name for name in FILES[train])
+    count = check_idx_pair(images, labels)
+    return (mapped_images(images, (count, IMAGE_SIZE, IMAGE_SIZE)),
+            torch.from_numpy(idx_payload(labels, (count,)).astype(np.int64)))
 
 
 def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None = None,

@@ -12,16 +12,16 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.classifier import (DigitClassifier, features, load_or_train_classifier,
-                                 predict)
-from cvae_lib.data import check_dataset, load_dataset
+from cvae_lib.classifier import (DigitClassifier, features, predict)
 from cvae_lib.generation import samples_per_class
+from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE
 from cvae_lib.validate import (as_images, as_labels, check_model, label_classes, model_device,
                                positive_int)
 
 
+@shares_cores
 @torch.no_grad()
 def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                  extra: torch.Tensor | None = None, batch_size: int = 2000,
@@ -64,6 +64,7 @@ def _check_data(model: CVAE, x: torch.Tensor, labels: torch.Tensor
     return as_images(x), as_labels(labels, label_classes(model))
 
 
+@shares_cores
 @torch.no_grad()
 def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                      extra: torch.Tensor | None = None, batch_size: int = 2000
@@ -113,6 +114,7 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
+@shares_cores
 @torch.no_grad()
 def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                               extra: torch.Tensor | None = None, k: int = 100,
@@ -155,7 +157,7 @@ def is_digit_model(model: CVAE) -> bool:
     return isinstance(model, CVAE) and model.num_classes == 10 and not model.extra_classes
 
 
-def _check_digit_model(model: CVAE, n_per_class: int) -> None:
+def check_digit_model(model: CVAE, n_per_class: int) -> None:
     """Raise unless ``model`` draws digits on demand and ``n_per_class`` is usable."""
     if not isinstance(model, CVAE):
         raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
@@ -166,6 +168,7 @@ def _check_digit_model(model: CVAE, n_per_class: int) -> None:
         raise ValueError(f"n_per_class must be an integer >= 2, not {n_per_class!r}")
 
 
+@shares_cores
 def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: int = 100,
                          temperature: float = 1.0, seed: int = 0) -> dict:
     """How often a sample asked for digit d is read as d by the classifier.
@@ -173,7 +176,7 @@ def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: 
     For each label, ``n_per_class`` codes z ~ N(0, temperature^2 I) are decoded and classified.
     Returns ``{"overall": share, "per_label": {digit: share}}``.
     """
-    _check_digit_model(model, n_per_class)
+    check_digit_model(model, n_per_class)
     images = samples_per_class(model, n_per_class, temperature=temperature, seed=seed)
     labels = torch.arange(10).repeat_interleave(n_per_class)
     hits = (predict(classifier, images) == labels).float()
@@ -189,11 +192,12 @@ def spread(images: torch.Tensor) -> float:
     return (torch.cdist(images, images).sum() / (len(images) * (len(images) - 1))).item()
 
 
+@shares_cores
 def _spread_ratios(model: CVAE, x: torch.Tensor, labels: torch.Tensor, n_per_class: int,
                    seed: int, space: Callable[[torch.Tensor], torch.Tensor]) -> dict:
     """Per digit: ``spread`` of samples over that of real images, both mapped by ``space``."""
     x, labels = _check_data(model, x, labels)
-    _check_digit_model(model, n_per_class)
+    check_digit_model(model, n_per_class)
     real = [x[labels == digit][:n_per_class] for digit in range(10)]
     if min(map(len, real)) < 2:
         raise ValueError(f"x holds {[len(r) for r in real]} images of the digits 0-9; diversity"
@@ -226,6 +230,7 @@ def feature_diversity(model: CVAE, classifier: DigitClassifier, x: torch.Tensor,
                           space=lambda images: features(classifier, images))
 
 
+@shares_cores
 def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
                   extra: torch.Tensor | None = None, steps: int = 100) -> float:
     """How well the digit can be read from mu: test accuracy of a logistic regression.
@@ -258,43 +263,3 @@ def label_leakage(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     with torch.no_grad():
         predicted = linear(features[half:]).argmax(1)
     return (predicted == labels[half:]).float().mean().item()
-
-
-def evaluate_model(model: CVAE, classifier: torch.nn.Module | None = None,
-                   dataset: str = "mnist", num_images: int = 1000, k: int = 100,
-                   n_per_class: int = 100) -> dict:
-    """Every evaluation figure of a trained model, as JSON-friendly values for metrics.json.
-
-    The IWAE bound, active units, KL per dimension and label leakage use the first
-    ``num_images`` test images; conditional accuracy and diversity use ``n_per_class``
-    samples per digit (skipped, as None, for models not conditioned on the MNIST digit alone).
-    """
-    check_model(model)
-    num_images = positive_int(num_images, "num_images", maximum=10_000)
-    k = positive_int(k, "k", maximum=10_000)
-    if is_digit_model(model):
-        _check_digit_model(model, n_per_class)
-    if classifier is not None and not isinstance(classifier, DigitClassifier):
-        raise TypeError(f"classifier must be a DigitClassifier or None, not "
-                        f"{type(classifier).__name__}")
-    x, labels = load_dataset(check_dataset(dataset), train=False)
-    x, labels = x[:num_images], labels[:num_images]
-    kl = kl_per_dimension(model, x, labels)
-    result = {"eval_images": len(x), "iwae_k": k,
-              "iwae_nll": importance_weighted_bound(model, x, labels, k=k),
-              "active_units": active_units(model, x, labels),
-              "kl_per_dim": [round(v, 4) for v in kl.tolist()],
-              "label_leakage": label_leakage(model, x, labels),
-              "conditional_accuracy": None, "conditional_accuracy_per_label": None,
-              "diversity_ratio": None, "feature_diversity": None, "samples_per_class": n_per_class}
-    if is_digit_model(model):
-        diversity = diversity_ratio(model, x, labels, n_per_class=n_per_class)
-        result["diversity_ratio"] = diversity["overall"]
-        if dataset == "mnist":
-            classifier = classifier or load_or_train_classifier(progress=False)
-            accuracy = conditional_accuracy(model, classifier, n_per_class=n_per_class)
-            result["conditional_accuracy"] = accuracy["overall"]
-            result["conditional_accuracy_per_label"] = accuracy["per_label"]
-            result["feature_diversity"] = feature_diversity(
-                model, classifier, x, labels, n_per_class=n_per_class)["overall"]
-    return result

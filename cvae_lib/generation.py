@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from cvae_lib.data import IMAGE_DIM
+from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.models import CVAE
 from cvae_lib.validate import (LabelsLike, as_images, as_labels, check_model, check_tensor,
                                finite_number, model_device, one_code, positive_int)
@@ -25,6 +26,7 @@ def sample_z(model: CVAE, n: int, temperature: float = 1.0, seed: int | None = N
     return temperature * torch.randn(n, model.latent_dim, generator=generator)
 
 
+@shares_cores
 def samples_per_class(model: CVAE, n_per_class: int = 10, labels: LabelsLike | None = None,
                       temperature: float = 1.0, seed: int | None = 0) -> torch.Tensor:
     """Images (len(labels) * n_per_class, 784): row i holds samples of ``labels[i]``."""

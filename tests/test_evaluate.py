@@ -11,9 +11,10 @@ from cvae_lib.classifier import (DigitClassifier, classifier_accuracy, features,
                                  load_or_train_classifier, predict, train_classifier)
 from cvae_lib.data import load_mnist
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss, diversity_ratio,
-                               evaluate_model, feature_diversity, importance_weighted_bound,
-                               kl_per_dimension, label_leakage, posterior_params, spread)
+                               feature_diversity, importance_weighted_bound, kl_per_dimension,
+                               label_leakage, posterior_params, spread)
 from cvae_lib.infra.storage import cache_dir
+from cvae_lib.metrics import evaluate_model
 from cvae_lib.training import TrainConfig, train
 from tests.learned import (CLASSIFIER_RECIPE, COLLAPSE_BETA, EVAL_IMAGES, EVAL_RECIPE, blinded,
                            check)

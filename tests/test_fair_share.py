@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae_lib.infra.trainings import FairShare, check_registry, make_registry
+from cvae_lib.infra.trainings import FairShare, check_registry, make_registry, shares_cores
 
 STUDENT, OTHER_STUDENT = 65534, 65533  # nobody, and a uid no account uses
 as_root = pytest.mark.skipif(os.geteuid() != 0,
@@ -107,6 +107,27 @@ def test_a_second_training_halves_the_threads_and_a_killed_one_is_forgotten() ->
         assert len(list(Path(tempfile.gettempdir()).glob("cvae_lib-trainings-*/*"))) == 1
         share.close()
         assert torch.get_num_threads() == threads
+    finally:
+        other.kill()
+        torch.set_num_threads(before)
+
+
+def test_an_evaluation_takes_its_share_like_a_training_once_per_process() -> None:
+    @shares_cores
+    def evaluation() -> tuple[int, int]:
+        """What an evaluation step sees: its threads and the trainings counted."""
+        return torch.get_num_threads(), len(list(Path(tempfile.gettempdir()).glob(
+            "cvae_lib-trainings-*/*")))
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(_cores())
+    other = _start(HOLD)
+    try:
+        assert evaluation() == (_cores() // 2, 2)  # a training elsewhere: half the cores
+        assert torch.get_num_threads() == _cores()  # given back after the step
+        share = FairShare()
+        assert evaluation() == (torch.get_num_threads(), 2)  # inside a training: no entry
+        share.close()
     finally:
         other.kill()
         torch.set_num_threads(before)

@@ -48,6 +48,7 @@ course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
 grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
 hub, accounts = MODULES["classroom.hub"], MODULES["classroom.accounts"]
+metrics = MODULES["metrics"]
 limits = MODULES["classroom.limits"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
@@ -97,10 +98,14 @@ INSIDE = {
     "losses.kl_divergence", "losses.cvae_loss", "losses.kl_weight",
     "training.flush_tiny_moments", "training.training_step", "training.train_one_epoch",
     "infra.runtime.seed_everything",
+    "infra.trainings.shares_cores",  # a decorator on the course's own functions
+    "infra.mapped.float_images_path",  # of an IDX file check_idx_pair has checked
+    "infra.mapped.idx_payload", "infra.mapped.mapped_images",  # called by data._load, checked
     # the main job's own trained model, config and history
     "checkpoints.cache_path",  # a TrainConfig, checked when it was made
     "classroom.course.cache_if_course_model",
-    "validate.model_device", "validate.label_classes",  # used after validate.check_model
+    "validate.model_device", "validate.label_classes",
+    "evaluate.check_digit_model",  # the door is evaluate_model  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.
     "checks.base.describe", "checks.base.require", "checks.base.require_callable",
     "checks.base.seeded",
@@ -267,7 +272,7 @@ BAD_CALLS = [
         MODEL, classifier.DigitClassifier(), X, LABELS, n_per_class=1), ValueError),
     case("evaluate.label_leakage", lambda: evaluate.label_leakage("model", X, LABELS),
          TypeError),
-    case("evaluate.evaluate_model", lambda: evaluate.evaluate_model(MODEL, num_images=True),
+    case("metrics.evaluate_model", lambda: metrics.evaluate_model(MODEL, num_images=True),
          ValueError),
     case("classifier.DigitClassifier", lambda: classifier.DigitClassifier()(torch.rand(3, 5)),
          ValueError),

@@ -28,7 +28,8 @@ from cvae_lib.classroom import prepare
 from cvae_lib.infra import storage
 from cvae_lib.checkpoints import CheckpointError, load_model, load_or_train, save_checkpoint
 from cvae_lib.data import CorruptDataError, DataUnavailableError, check_idx_file, raw_dir
-from cvae_lib.evaluate import dataset_loss, evaluate_model
+from cvae_lib.evaluate import dataset_loss
+from cvae_lib.metrics import evaluate_model
 from cvae_lib.generation import relabel
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import fast_mode

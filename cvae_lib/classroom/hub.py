@@ -81,11 +81,17 @@ def give_course(user: pwd.struct_passwd, release: Path) -> list[Path]:
 
 
 def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
-    """The course's settings for one student's server: shared models read-only, own cache."""
+    """The course's settings for one student's server: shared models read-only, own cache.
+
+    A kernel's waiting threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``): beside
+    another student's work, spinning threads made a training 5.7x slower, sleeping ones 2x
+    (``benchmarks/README.md``).
+    """
     return {"CVAE_SHARED_CACHE_DIR": str(release / "cache"),
             "CVAE_DATA_DIR": str(release / "data"),
             "CVAE_CACHE_DIR": str(Path(user.pw_dir) / OWN_CACHE), "CVAE_OFFLINE": "1",
             "CVAE_TRAININGS_DIR": str(check_registry(release / "trainings")),
+            "OMP_WAIT_POLICY": "PASSIVE",
             "PATH": f"{release_python(release).parent}:/usr/local/bin:/usr/bin:/bin",
             **{key: os.environ[key] for key in ("CVAE_FAST",) if key in os.environ}}
 

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from cvae_lib.classroom import course
 from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import load_or_train_classifier
-from cvae_lib.data import (FILES, CorruptDataError, DataUnavailableError, check_idx_pair,
-                           data_dir, ensure_dataset, raw_dir)
+from cvae_lib.data import (CorruptDataError, DataUnavailableError, data_dir, ensure_dataset,
+                           load_dataset)
 from cvae_lib.infra.runtime import fast_mode
 from cvae_lib.infra.storage import cache_dir, check_writable, find_cached
 
@@ -88,10 +88,10 @@ def _model_step(name: str) -> Callable[[], str]:
 
 
 def _data_step() -> str:
-    """Find or build the MNIST files, and check that both splits are complete."""
+    """Find or build the MNIST files, check both splits, write the images every kernel maps."""
     root = ensure_dataset("mnist")
     for train in (True, False):
-        check_idx_pair(*(raw_dir(root) / name for name in FILES[train]))
+        load_dataset("mnist", train, root)
     return str(root)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import socket
@@ -17,12 +18,16 @@ import stat
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from cvae_lib.infra.runtime import env_flag
 from cvae_lib.infra.storage import pid_alive
+
+T = TypeVar("T")
 
 def _open_folder(folder: Path) -> int:
     """Open ``folder`` without following a link; PermissionError if it is a link or a file."""
@@ -163,6 +168,8 @@ class FairShare:
     in /proc are counted: servers in separate containers (or behind ``hidepid``) share nothing.
     """
 
+    held = 0  # the entries this process holds: a step inside a training takes no second one
+
     def __init__(self) -> None:
         self.threads = torch.get_num_threads()
         self.cores = max(self.threads, os.cpu_count() or 1)
@@ -172,6 +179,7 @@ class FairShare:
                                     dir=self._folder)  # O_EXCL, no link followed, mode 0600
         os.close(fd)
         self._path = Path(name)
+        FairShare.held += 1
         self.adjust()
 
     def trainings(self) -> Counter[int]:
@@ -205,3 +213,23 @@ class FairShare:
         """Give the threads back and leave the registry."""
         torch.set_num_threads(self.threads)
         self._path.unlink(missing_ok=True)
+        FairShare.held -= 1
+
+
+def shares_cores(step: Callable[..., T]) -> Callable[..., T]:
+    """Make the CPU-heavy function ``step`` run on this process's fair share of the cores.
+
+    An evaluation or a batch of samples counts as a training does (``FairShare``) while it
+    runs, so two kernels never run more threads than there are cores, which spin-wait for each
+    other. Inside a training, or another such step, the process is already counted.
+    """
+    @functools.wraps(step)
+    def shared(*args: object, **kwargs: object) -> T:
+        if FairShare.held:
+            return step(*args, **kwargs)
+        share = FairShare()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            share.close()
+    return shared
