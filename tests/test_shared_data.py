@@ -83,7 +83,7 @@ def test_an_unwritable_data_folder_gives_the_images_in_memory(small_mnist, monke
     def refuse(path: Path, write: object) -> None:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(data, "atomic_write", refuse)
+    monkeypatch.setattr(mapped, "atomic_write", refuse)
     x, _ = data.load_dataset("mnist", train=False, root=small_mnist)
     expected = datasets.MNIST(small_mnist, train=False, download=False).data
     assert torch.equal(x, expected.reshape(-1, 784).float().div(255.0))

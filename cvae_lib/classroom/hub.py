@@ -28,6 +28,7 @@ from cvae_lib.classroom import accounts, limits
 from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
 from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
 from cvae_lib.data import FILES, raw_dir
+from cvae_lib.infra.mapped import float_images_path
 from cvae_lib.infra.trainings import check_registry
 
 PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -124,6 +125,9 @@ def missing_models(cache: Path, data: Path) -> list[str]:
     if not all((raw_dir(data) / name).is_file() for split in FILES.values()
                for name in split):
         missing.append("MNIST data")
+    elif not all(float_images_path(raw_dir(data) / images).is_file()
+                 for images, _ in FILES.values()):
+        missing.append("MNIST's float32 copy that every kernel maps")
     return missing
 
 
