@@ -27,7 +27,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
 
 
 c = get_config()  # noqa: F821 - defined by traitlets when it loads this file
-c.Voila.ip = "127.0.0.1"  # never listen on the network: see the README's presenter section
+c.Voila.ip = "127.0.0.1"  # never listen on the network: see the book's page instructors/present
 c.Voila.open_browser = False
 c.Voila.auto_token = True  # a fresh token per start, printed in the URL; --token=... sets one
 c.Voila.tornado_settings = {"allow_remote_access": False}  # refuse foreign Host headers

@@ -8,7 +8,9 @@ either; the browser test also skips a build older than the notebooks.
 
 from __future__ import annotations
 
+import re
 import sys
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +20,7 @@ from bs4 import BeautifulSoup
 from jupyter_cache import get_cache
 from myst_nb.core.render import WIDGET_VIEW_MIMETYPE
 
-from cvae_lib.classroom.book import NOTEBOOKS, html_dir
+from cvae_lib.classroom.book import BOOK, NOTEBOOKS, html_dir
 from cvae_lib.classroom.exercises import solution_lines
 from tests.browser import (chromium_page, free_port, require_browser, running_server,
                            screenshot, screenshot_on_failure)
@@ -26,7 +28,8 @@ from tests.browser import (chromium_page, free_port, require_browser, running_se
 BUILT = [path for path in (html_dir(), html_dir(fast=True)) if (path / "index.html").is_file()]
 HTML = BUILT[0] if BUILT else html_dir()
 LESSONS = [f"lessons/{path.stem}.html" for path in sorted(NOTEBOOKS.glob("0[1-7]_*.ipynb"))]
-PAGES = ["intro.html", *LESSONS, "references.html"]
+INSTRUCTORS = [f"instructors/{path.stem}.html" for path in sorted(BOOK.glob("instructors/*.md"))]
+PAGES = ["intro.html", *LESSONS, *INSTRUCTORS, "references.html"]
 EXERCISES = [page for page in LESSONS if Path(page).stem[:2] in ("05", "06", "07")]
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
@@ -82,23 +85,63 @@ def _check_outputs(page, name: str) -> None:  # noqa: ANN001 - a playwright Page
     assert not widget_js, f"{name}: widget scripts left on the page (no kernel to run them)"
 
 
+def _source_headings(name: str) -> list[str]:
+    """The headings of a markdown page's source, as text (code fences skipped)."""
+    text = re.sub(r"^```.*?^```", "", (BOOK / name).with_suffix(".md").read_text(),
+                  flags=re.MULTILINE | re.DOTALL)
+    return [re.sub(r"[`*]", "", title).strip()
+            for title in re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)]
+
+
+def _check_headings(page, name: str) -> None:  # noqa: ANN001 - a playwright Page
+    """An instructor page shows every heading of its source, in order."""
+    shown = [title.strip().removesuffix("#").strip()
+             for title in page.locator("article :is(h1, h2, h3)").all_inner_texts()]
+    assert shown == _source_headings(name), f"{name}: headings on the page"
+
+
+@cache
+def _ids(path: Path) -> frozenset[str]:
+    """Every element id of a built page: the anchors a link may point to."""
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    return frozenset(tag["id"] for tag in soup.find_all(id=True))
+
+
+def _broken_links(page, base: str) -> list[str]:  # noqa: ANN001 - a playwright Page
+    """The links of the page's text that lead to no page, or to no heading, of the book."""
+    broken = []
+    for url in page.eval_on_selector_all("article a[href]", "links => links.map(a => a.href)"):
+        if not url.startswith(f"{base}/"):
+            continue  # a link out of the book is a reader's choice, never a request
+        parts = urlsplit(url)
+        target = HTML / parts.path.lstrip("/")
+        target = target / "index.html" if target.is_dir() else target
+        if not target.is_file() or (parts.fragment and parts.fragment not in _ids(target)):
+            broken.append(url.removeprefix(base))
+    return broken
+
+
 def _visit(page, base: str, name: str) -> tuple[int, int]:  # noqa: ANN001 - a Page
-    """Open one page: all its images load; return its image and formula counts."""
+    """Open one page: all its images load, its links lead somewhere; count images, formulas."""
     page.goto(f"{base}/{name}", wait_until="networkidle")
     images = _images(page)
     broken = [image["src"] for image in images if not image["width"]]
     assert not broken, f"{name}: images that did not load: {broken}"
+    nowhere = _broken_links(page, base)
+    assert not nowhere, f"{name}: links to no page or heading of the book: {nowhere}"
     if name in LESSONS:
         _check_outputs(page, name)
+    if name in INSTRUCTORS:
+        _check_headings(page, name)
     return len(images), _typeset(page)
 
 
 def _read_every_page(page, base: str) -> dict[str, tuple[int, int]]:  # noqa: ANN001
-    """Visit the landing page, each lesson and the references; screenshot two of them."""
+    """Visit the landing page, each lesson, each instructor page and the references."""
     counts = {}
     for name in PAGES:
         counts[name] = _visit(page, base, name)
-        if name in ("intro.html", LESSONS[3]):
+        if name in ("intro.html", LESSONS[3], INSTRUCTORS[0]):
             screenshot(page, f"book-{Path(name).stem}")
         if name == LESSONS[3]:
             page.locator(".cvae-widget").first.scroll_into_view_if_needed()
@@ -118,11 +161,13 @@ def _next_and_search(page, base: str) -> None:  # noqa: ANN001 - a playwright Pa
 
 
 def test_every_page_loads_offline_in_a_browser(tmp_path: Path):
-    """Landing page, lessons 01-07, references: images load, math typesets, nothing external."""
+    """Every page of the book: images load, links lead somewhere, math typesets, all offline."""
     require_browser()
-    stale = [name for name in LESSONS if _executed(name) is None]
+    stale = [name for name in LESSONS if _executed(name) is None] + [
+        name for name in INSTRUCTORS if not (HTML / name).is_file()
+        or (BOOK / name).with_suffix(".md").stat().st_mtime > (HTML / name).stat().st_mtime]
     if stale:
-        pytest.skip(f"the book in {HTML} is older than the notebooks of {stale}: rebuild it")
+        pytest.skip(f"the book in {HTML} is older than the sources of {stale}: rebuild it")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
