@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from cvae_lib.classroom.course import course_model
+from cvae_lib.course import course_model
 from cvae_lib.widgets import png_bytes, render
 
 TARGET_MS = 30.0

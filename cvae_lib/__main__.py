@@ -16,8 +16,9 @@ from typing import NoReturn
 import matplotlib
 
 from cvae_lib.checkpoints import save_checkpoint
-from cvae_lib.data import FASHION_CLASSES, CorruptDataError, DataUnavailableError
-from cvae_lib.classroom.course import FAST_TRAIN_LIMIT, cache_if_course_model
+from cvae_lib.course import cache_if_course_model
+from cvae_lib.data import (FASHION_CLASSES, FAST_TRAIN_LIMIT, CorruptDataError,
+                           DataUnavailableError)
 from cvae_lib.evaluate import dataset_loss
 from cvae_lib.metrics import evaluate_model
 from cvae_lib.infra.runtime import fast_mode

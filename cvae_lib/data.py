@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from cvae_lib.infra.mapped import idx_payload, mapped_images
-from cvae_lib.infra.runtime import env_flag
+from cvae_lib.infra.runtime import env_flag, fast_mode
 from cvae_lib.infra.storage import atomic_write
 
 IMAGE_SIZE = 28
 IMAGE_DIM = IMAGE_SIZE * IMAGE_SIZE
+FAST_TRAIN_LIMIT = 2048  # training images under CVAE_FAST=1
 
 FILES = {
     True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -282,5 +283,11 @@ def load_dataset(dataset: str = "mnist", train: bool = True, root: Path | None =
 
 
 def load_mnist(train: bool = True, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images (N, 784) in [0, 1] and their labels: 60,000 train or 10,000 test."""
+    """MNIST images (N, 784) in [0, 1] and their labels: 60,000 train or 10,000 test.
+
+    Under ``CVAE_FAST=1`` (the tests) the whole training split is its first 2,048 images, so a
+    notebook's training cell runs its real number of epochs in seconds.
+    """
+    if train and limit is None and fast_mode():
+        limit = FAST_TRAIN_LIMIT
     return load_dataset("mnist", train, limit=limit)

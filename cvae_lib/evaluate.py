@@ -17,6 +17,7 @@ from cvae_lib.generation import samples_per_class
 from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.losses import kl_divergence, reconstruction_loss
 from cvae_lib.models import CVAE
+from cvae_lib.thickness import ThicknessCVAE, condition
 from cvae_lib.validate import (as_images, as_labels, check_model, label_classes, model_device,
                                positive_int)
 
@@ -41,7 +42,7 @@ def dataset_loss(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             eb = None if extra is None else extra[start:start + batch_size].to(device)
-            y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
+            y_onehot = condition(model, labels[start:start + batch_size].to(device), eb)
             mu, logvar = model.encode(xb, y_onehot)
             logits = model.decode_logits(model.reparameterize(mu, logvar), y_onehot)
             recon += reconstruction_loss(logits, xb).item()
@@ -76,7 +77,7 @@ def posterior_params(model: CVAE, x: torch.Tensor, labels: torch.Tensor,
     mus, logvars = [], []
     for start in range(0, len(x), batch_size):
         eb = None if extra is None else extra[start:start + batch_size].to(device)
-        y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
+        y_onehot = condition(model, labels[start:start + batch_size].to(device), eb)
         mu, logvar = model.encode(x[start:start + batch_size].to(device), y_onehot)
         mus.append(mu.float().cpu())
         logvars.append(logvar.float().cpu())
@@ -138,7 +139,7 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
         for start in range(0, len(x), batch_size):
             xb = x[start:start + batch_size].to(device)
             eb = None if extra is None else extra[start:start + batch_size].to(device)
-            y_onehot = model.one_hot(labels[start:start + batch_size].to(device), eb)
+            y_onehot = condition(model, labels[start:start + batch_size].to(device), eb)
             mu, logvar = model.encode(xb, y_onehot)
             z = mu + (0.5 * logvar).exp() * torch.randn(k, *mu.shape, device=device)
             logits = model.decode_logits(z.reshape(-1, model.latent_dim),
@@ -154,7 +155,8 @@ def importance_weighted_bound(model: CVAE, x: torch.Tensor, labels: torch.Tensor
 
 def is_digit_model(model: CVAE) -> bool:
     """True for a model conditioned on the ten digits and nothing else."""
-    return isinstance(model, CVAE) and model.num_classes == 10 and not model.extra_classes
+    return (isinstance(model, CVAE) and model.num_classes == 10
+            and not isinstance(model, ThicknessCVAE))
 
 
 def check_digit_model(model: CVAE, n_per_class: int) -> None:
@@ -163,7 +165,8 @@ def check_digit_model(model: CVAE, n_per_class: int) -> None:
         raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
     if not is_digit_model(model):
         raise ValueError(f"this needs a CVAE conditioned on the digit alone; this model has "
-                         f"num_classes={model.num_classes}, extra_classes={model.extra_classes}")
+                         f"num_classes={model.num_classes} and a condition of "
+                         f"{model.decoder[0].in_features - model.latent_dim} entries")
     if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 2:
         raise ValueError(f"n_per_class must be an integer >= 2, not {n_per_class!r}")
 

@@ -1,8 +1,8 @@
 """The Conditional VAE: an encoder and a decoder that both see the label.
 
 Introduced in 02_label_conditioning, which builds this class cell by cell (a test keeps the
-two equal). The model trusts its callers: the checks that turn a student's mistake into a
-clear message live in ``cvae_lib.validate``, where notebooks and the CLI call in.
+two equal). The model trusts its callers; only ``generate``, which people call by hand, turns
+a mistake into a clear message (``cvae_lib.validate``).
 """
 
 from __future__ import annotations
@@ -15,37 +15,27 @@ from cvae_lib import validate
 
 
 class CVAE(nn.Module):
-    """Image (784) + one-hot label -> 256 -> 256 -> (mu, logvar); z + label -> 256 -> 256 -> 784.
+    """Image + one-hot label -> 256 -> 256 -> (mu, logvar); z + label -> 256 -> 256 -> 784."""
 
-    ``extra_classes`` adds more one-hot conditions after the digit, e.g. ``(3,)`` for thin /
-    medium / thick strokes (07_challenge_thickness).
-    """
-
-    def __init__(self, latent_dim: int = 16, num_classes: int = 10,
-                 extra_classes: tuple[int, ...] = ()) -> None:
+    def __init__(self, latent_dim: int = 16, num_classes: int = 10) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.num_classes = num_classes
-        self.extra_classes = tuple(extra_classes)
-        self.cond_dim = num_classes + sum(self.extra_classes)
         self.encoder = nn.Sequential(
-            nn.Linear(784 + self.cond_dim, 256), nn.ReLU(),
+            nn.Linear(784 + num_classes, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
         )
         self.fc_mu = nn.Linear(256, latent_dim)
         self.fc_logvar = nn.Linear(256, latent_dim)
         self.decoder = nn.Sequential(
-            nn.Linear(latent_dim + self.cond_dim, 256), nn.ReLU(),
+            nn.Linear(latent_dim + num_classes, 256), nn.ReLU(),
             nn.Linear(256, 256), nn.ReLU(),
             nn.Linear(256, 784),  # logits: the sigmoid is applied in decode, or in the loss
         )
 
-    def one_hot(self, labels: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        """The condition y_onehot: one-hot digit, then a one-hot block per extra label."""
-        parts = [F.one_hot(labels, self.num_classes)]
-        for i, count in enumerate(self.extra_classes):  # extra: (batch,) or (batch, n_extra)
-            parts.append(F.one_hot(extra.reshape(len(labels), -1)[:, i], count))
-        return torch.cat(parts, dim=1).float()
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        """The condition y_onehot: (batch,) digit labels -> (batch, num_classes) floats."""
+        return F.one_hot(labels, self.num_classes).float()
 
     def encode(self, x: torch.Tensor, y_onehot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x, y): the label joins the pixels on the feature axis (dim=1)."""
@@ -65,23 +55,22 @@ class CVAE(nn.Module):
         """Pixel intensities in [0, 1]."""
         return torch.sigmoid(self.decode_logits(z, y_onehot))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor | None = None
+    def forward(self, x: torch.Tensor, labels: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode, sample z, decode: (reconstruction, mu, logvar)."""
-        y_onehot = self.one_hot(labels, extra)
+        y_onehot = self.one_hot(labels)
         mu, logvar = self.encode(x, y_onehot)
         z = self.reparameterize(mu, logvar)
         return self.decode(z, y_onehot), mu, logvar
 
     @torch.no_grad()
-    def generate(self, labels: validate.LabelsLike, z: torch.Tensor | None = None,
-                 extra: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, labels: list[int] | torch.Tensor, z: torch.Tensor | None = None
+                 ) -> torch.Tensor:
         """One image per label, decoded from z (by default z ~ N(0, I), the prior)."""
-        labels, z, extra = validate.generation_inputs(self, labels, z, extra)
-        y_onehot = self.one_hot(labels, extra)
+        labels, z, _ = validate.generation_inputs(self, labels, z)  # e.g. [7, 3] -> a tensor
         if z is None:
-            z = torch.randn(len(y_onehot), self.latent_dim, device=y_onehot.device)
-        return self.decode(z, y_onehot)
+            z = torch.randn(len(labels), self.latent_dim, device=labels.device)
+        return self.decode(z, self.one_hot(labels))
 
 
 class VAE(CVAE):
@@ -95,6 +84,6 @@ class VAE(CVAE):
     def __init__(self, latent_dim: int = 16) -> None:
         super().__init__(latent_dim, num_classes=1)
 
-    def one_hot(self, labels: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         """The same constant condition for every image: the labels' values are ignored."""
         return torch.ones(len(labels), 1, device=labels.device)

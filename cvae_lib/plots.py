@@ -211,7 +211,8 @@ def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
 
 def plot_cvae_architecture(model: CVAE) -> Figure:
     """The data flow of ``model`` with its real sizes: where the label joins, what comes out."""
-    d, c = check_model(model).latent_dim, model.cond_dim
+    d = check_model(model).latent_dim
+    c = model.decoder[0].in_features - d  # the one-hot condition's width
     hidden = "256→256"
     fig, ax = plt.subplots(figsize=(14, 4.4))
     label, cond, code = "#fde6c8", "#dcdcdc", "#d6eaf8"

@@ -9,9 +9,13 @@ digit class, so every digit has all three thickness levels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from cvae_lib import validate
+from cvae_lib.models import CVAE
 from cvae_lib.validate import as_images, as_labels
 
+NUM_DIGITS = 10
 NUM_THICKNESS = 3
 THICKNESS_NAMES = ("thin", "medium", "thick")
 
@@ -42,3 +46,42 @@ def thickness_labels(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cuts = torch.quantile(width[mask], torch.tensor([1 / 3, 2 / 3]))
         out[mask] = torch.bucketize(width[mask], cuts)
     return out
+
+
+class ThicknessCVAE(CVAE):
+    """02's CVAE with a wider condition: the one-hot digit (10), then the one-hot thickness (3).
+
+    Only the width of the condition changes: the first layers read 784 + 13 and latent_dim + 13.
+    """
+
+    extra_classes = (NUM_THICKNESS,)  # one extra label of three classes, read by validate
+
+    def __init__(self, latent_dim: int = 16) -> None:
+        super().__init__(latent_dim, num_classes=NUM_DIGITS + NUM_THICKNESS)
+        self.num_classes = NUM_DIGITS  # the labels still name the ten digits
+
+    def one_hot(self, labels: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        """Digit one-hot, then thickness one-hot; ``extra`` is (batch,) or (batch, 1)."""
+        return torch.cat([F.one_hot(labels, NUM_DIGITS),
+                          F.one_hot(extra.reshape(len(labels)), NUM_THICKNESS)], dim=1).float()
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor, extra: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, sample z, decode under digit and thickness: (reconstruction, mu, logvar)."""
+        y_onehot = self.one_hot(labels, extra)
+        mu, logvar = self.encode(x, y_onehot)
+        return self.decode(self.reparameterize(mu, logvar), y_onehot), mu, logvar
+
+    @torch.no_grad()
+    def generate(self, labels: list[int] | torch.Tensor, z: torch.Tensor | None = None,
+                 extra: torch.Tensor | None = None) -> torch.Tensor:
+        """One image per (digit, thickness) pair, decoded from z (by default from the prior)."""
+        labels, z, extra = validate.generation_inputs(self, labels, z, extra)
+        if z is None:
+            z = torch.randn(len(labels), self.latent_dim, device=labels.device)
+        return self.decode(z, self.one_hot(labels, extra))
+
+
+def condition(model: CVAE, labels: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:
+    """The one-hot condition of any course model: the digit, plus thickness when given."""
+    return model.one_hot(labels) if extra is None else model.one_hot(labels, extra)

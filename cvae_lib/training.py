@@ -28,7 +28,7 @@ from cvae_lib.losses import cvae_loss, kl_weight
 from cvae_lib.models import CVAE, VAE
 from cvae_lib.infra.runtime import pick_device, seed_everything
 from cvae_lib.infra.trainings import FairShare
-from cvae_lib.thickness import NUM_THICKNESS, thickness_labels
+from cvae_lib.thickness import ThicknessCVAE, condition, thickness_labels
 
 TINY_MOMENT = 1e-30  # Adam moments below this are set to 0, every FLUSH_EVERY steps
 FLUSH_EVERY = 100  # a moment needs 175 steps of decay by 0.9 to fall from 1e-30 to 1e-38
@@ -78,8 +78,9 @@ class TrainConfig:
         """A freshly initialised model of this config's architecture."""
         if self.architecture == "vae":
             return VAE(latent_dim=self.latent_dim)
-        extra = (NUM_THICKNESS,) if self.condition == "digit+thickness" else ()
-        return CVAE(latent_dim=self.latent_dim, extra_classes=extra)
+        if self.condition == "digit+thickness":
+            return ThicknessCVAE(latent_dim=self.latent_dim)
+        return CVAE(latent_dim=self.latent_dim)
 
     def load_data(self, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(x, labels, extra)`` of one split; ``extra`` holds thickness labels or is None."""
@@ -190,7 +191,7 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
         history.interrupted, elapsed = False, (history.seconds or [0.0])[-1]
     first_epoch = len(history.epoch) + 1
     x = x.to(device)
-    y_onehot = model.one_hot(labels.to(device), None if extra is None else extra.to(device))
+    y_onehot = condition(model, labels.to(device), None if extra is None else extra.to(device))
     # The fused Adam updates all weights in one kernel instead of a dozen small ones per step.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  fused=device.type in ("cpu", "cuda"))

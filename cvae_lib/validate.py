@@ -125,7 +125,7 @@ def as_images(x: object) -> torch.Tensor:
 
 def as_extra(model: nn.Module, extra: object, count: int) -> torch.Tensor | None:
     """Check the extra labels (e.g. thickness) of ``count`` images: (count, n_extra) ints."""
-    if not model.extra_classes:
+    if not getattr(model, "extra_classes", ()):  # only ThicknessCVAE has extra labels
         if extra is not None:
             raise ValueError("this model is conditioned on the digit only: do not pass extra")
         return None
@@ -174,7 +174,7 @@ def one_code(model: nn.Module, z: object, name: str = "z") -> torch.Tensor:
     return z.reshape(1, -1)
 
 
-def generation_inputs(model: nn.Module, labels: LabelsLike, z: object, extra: object
+def generation_inputs(model: nn.Module, labels: LabelsLike, z: object, extra: object = None
                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Check what ``generate`` was given; return labels, z and extra on the model's device."""
     device = model_device(model)

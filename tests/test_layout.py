@@ -100,8 +100,8 @@ def test_the_lower_rooms_stand_on_nothing_above_them(room: str, allowed: set[str
 
 
 @pytest.mark.parametrize("source, modules", [
-    ("from cvae_lib.classroom.course import course_model", {"classroom.course"}),
-    ("from cvae_lib.classroom import course", {"classroom.course"}),
+    ("from cvae_lib.classroom.prepare import prepare", {"classroom.prepare"}),
+    ("from cvae_lib.classroom import prepare", {"classroom.prepare"}),
     ("from cvae_lib import CVAE, validate", {"validate"}),
     ("def f():\n    import cvae_lib.infra.storage", {"infra.storage"}),
 ])

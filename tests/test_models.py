@@ -1,4 +1,4 @@
-"""The CVAE: the spec's architecture, its interface, and the errors ``generate`` gives."""
+"""The CVAE: the quick-start architecture, its interface, and the errors ``generate`` gives."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cvae_lib.models import CVAE
+from cvae_lib.thickness import ThicknessCVAE
 
 
 def linear_sizes(module: nn.Module) -> list[tuple[int, int]]:
@@ -22,12 +23,15 @@ def test_default_is_the_quick_start_architecture():
     assert linear_sizes(model.decoder) == [(26, 256), (256, 256), (256, 784)]
 
 
-def test_extra_condition_widens_both_inputs():
-    model = CVAE(latent_dim=2, extra_classes=(3,))
+def test_thickness_widens_both_inputs_and_keeps_the_layer_names():
+    model = ThicknessCVAE(latent_dim=2)
     assert linear_sizes(model.encoder)[0] == (797, 256)
     assert linear_sizes(model.decoder)[0] == (15, 256)
-    y = model.one_hot(torch.tensor([7, 0]), extra=torch.tensor([[2], [0]]))
+    assert model.state_dict().keys() == CVAE(latent_dim=2).state_dict().keys()
+    y = model.one_hot(torch.tensor([7, 0]), torch.tensor([[2], [0]]))
     assert y.tolist()[0] == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    reconstruction, mu, _ = model(torch.rand(2, 784), torch.tensor([7, 0]), torch.tensor([2, 0]))
+    assert reconstruction.shape == (2, 784) and mu.shape == (2, 2)
 
 
 def test_print_shows_every_layer():
@@ -94,10 +98,10 @@ def test_z_of_wrong_size():
 
 
 def test_extra_condition_required_and_checked():
-    model = CVAE(extra_classes=(3,))
+    model = ThicknessCVAE()
     with pytest.raises(ValueError, match="pass extra"):
         model.generate([1])
     with pytest.raises(ValueError, match="0..2"):
         model.generate([1], extra=torch.tensor([3]))
-    with pytest.raises(ValueError, match="do not pass extra"):
+    with pytest.raises(TypeError, match="extra"):  # 02's CVAE has no second condition
         CVAE().generate([1], extra=torch.tensor([0]))

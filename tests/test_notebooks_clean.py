@@ -19,6 +19,10 @@ from notebook_outputs import CHECKED, expected_outputs, expected_path, is_checke
 # material: they belong in cell tags and in the README, not in what a student reads.
 HIDDEN = re.compile(r"NBVAL_|PYTEST_VALIDATE|\bspecs?\b|\bspec's\b|curricul", re.IGNORECASE)
 
+# The machinery behind the lesson: notebooks import the lesson's modules alone, and the tests'
+# fast mode lives in the loaders, so no cell a student reads mentions or branches on it.
+MACHINERY = re.compile(r"cvae_lib\.(classroom|infra)\b|\bfast_mode\b|CVAE_FAST|\bFAST\b")
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(path for folder in ("notebooks", "presenter") if (ROOT / folder).is_dir()
                    for path in (ROOT / folder).rglob("*.ipynb")
@@ -58,10 +62,11 @@ def test_checked_cells_and_references_match(path):
         f"`.venv/bin/python tests/notebook_outputs.py {path.relative_to(ROOT)}`")
 
 
-def visible_words(notebook: nbformat.NotebookNode) -> list[tuple[int, str]]:
-    """(cell index, line) of every source line a student sees that holds a hidden word."""
+def visible_words(notebook: nbformat.NotebookNode, words: re.Pattern = HIDDEN
+                  ) -> list[tuple[int, str]]:
+    """(cell index, line) of every source line a student sees that holds one of ``words``."""
     return [(i, line.strip()) for i, cell in enumerate(notebook.cells)
-            for line in cell.source.splitlines() if HIDDEN.search(line)]
+            for line in cell.source.splitlines() if words.search(line)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -70,6 +75,26 @@ def test_students_see_no_test_marker_or_source_word(path):
     assert not found, (f"{path.relative_to(ROOT)} shows a student a test marker or the word "
                        "'spec'/'curriculum' (use a cell tag such as nbval-check-output): "
                        + "; ".join(f"cell {i}: {line}" for i, line in found))
+
+
+LESSONS = [path for path in NOTEBOOKS if "notebooks" in path.relative_to(ROOT).parts[:1]]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lessons_import_only_the_lesson_and_never_mention_fast_mode(path):
+    found = visible_words(nbformat.read(path, as_version=4), MACHINERY)
+    assert not found, (f"{path.relative_to(ROOT)} shows the machinery (cvae_lib.classroom, "
+                       "cvae_lib.infra or fast mode): " + "; ".join(f"cell {i}: {line}"
+                                                                    for i, line in found))
+
+
+def test_machinery_is_found():
+    cells = [nbformat.v4.new_code_cell("from cvae_lib.infra.runtime import fast_mode"),
+             nbformat.v4.new_code_cell("limit = 2048 if FAST else None"),
+             nbformat.v4.new_markdown_cell("Under `CVAE_FAST=1` the model is tiny"),
+             nbformat.v4.new_code_cell("from cvae_lib.course import course_model  # fast")]
+    found = visible_words(nbformat.v4.new_notebook(cells=cells), MACHINERY)
+    assert [i for i, _ in found] == [0, 1, 2]
 
 
 def test_hidden_words_are_found():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cvae_lib.__main__ import main
-from cvae_lib.classroom.course import course_config
+from cvae_lib.course import course_config
 from cvae_lib.classroom.prepare import prepare, summary_table
 from cvae_lib.infra.storage import cache_dir
 

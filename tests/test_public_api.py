@@ -44,7 +44,7 @@ widgets, classifier, models = MODULES["widgets"], MODULES["classifier"], MODULES
 storage, runtime = MODULES["infra.storage"], MODULES["infra.runtime"]
 trainings = MODULES["infra.trainings"]
 check_base = MODULES["checks.base"]
-course, prepare = MODULES["classroom.course"], MODULES["classroom.prepare"]
+course, prepare = MODULES["course"], MODULES["classroom.prepare"]
 exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
 grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
 hub, accounts = MODULES["classroom.hub"], MODULES["classroom.accounts"]
@@ -103,7 +103,8 @@ INSIDE = {
     "infra.mapped.idx_payload", "infra.mapped.mapped_images",  # called by data._load, checked
     # the main job's own trained model, config and history
     "checkpoints.cache_path",  # a TrainConfig, checked when it was made
-    "classroom.course.cache_if_course_model",
+    "course.cache_if_course_model",
+    "thickness.ThicknessCVAE", "thickness.condition",  # generate is its door
     "validate.model_device", "validate.label_classes",
     "evaluate.check_digit_model",  # the door is evaluate_model  # used after validate.check_model
     # Helpers the three checks share, called with the checks' own values.
@@ -322,8 +323,8 @@ BAD_CALLS = [
          lambda: plots.live_training_progress(MODEL, torch.zeros(3, 4), 2), ValueError),
     case("classroom.grading.grade.pick_exercise",
          lambda: grading.pick_exercise([], "99"), ValueError),
-    case("classroom.course.course_config", lambda: course.course_config("nope"), KeyError),
-    case("classroom.course.course_model", lambda: course.course_model(3), KeyError),
+    case("course.course_config", lambda: course.course_config("nope"), KeyError),
+    case("course.course_model", lambda: course.course_model(3), KeyError),
     case("thickness.stroke_width", lambda: thickness.stroke_width(torch.zeros(3, 5)),
          ValueError),
     case("thickness.thickness_labels", lambda: thickness.thickness_labels(

@@ -25,7 +25,7 @@ from pathlib import Path
 from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import classifier_path
 from cvae_lib.classroom import accounts, limits
-from cvae_lib.classroom.course import COURSE_CONFIGS, course_config
+from cvae_lib.course import COURSE_CONFIGS, course_config
 from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
 from cvae_lib.data import FILES, raw_dir
 from cvae_lib.infra.mapped import float_images_path

@@ -1,7 +1,7 @@
 """Get a classroom ready: build every cache the course needs, so it runs offline afterwards.
 
 Introduced in the README's instructor section: ``python -m cvae_lib prepare``. It builds the
-MNIST data cache, every course model of ``cvae_lib.classroom.course.COURSE_CONFIGS`` and the
+MNIST data cache, every course model of ``cvae_lib.course.COURSE_CONFIGS`` and the
 evaluation classifier of ``cvae_lib.classifier``. Whatever is already cached is only found, so
 a second run does nothing. It prepares what the current mode needs: the full course, or tiny
 models when ``CVAE_FAST=1``.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from cvae_lib.classroom import course
+from cvae_lib import course
 from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import load_or_train_classifier
 from cvae_lib.data import (CorruptDataError, DataUnavailableError, data_dir, ensure_dataset,

@@ -1,7 +1,8 @@
 """The models the notebooks use, by name, each trained once and then loaded from the cache.
 
 Introduced in 01_vae_fundamentals. ``CVAE_FAST=1`` shrinks every config (a data subset and
-few epochs) so the notebooks run as tests in seconds; students get the full configs.
+few epochs) so the notebooks run as tests in seconds; students get the full configs, and no
+notebook needs to know which it got.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import dataclasses
 from pathlib import Path
 
 from cvae_lib.checkpoints import cache_path, load_or_train, save_or_warn
+from cvae_lib.data import FAST_TRAIN_LIMIT
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import fast_mode
 from cvae_lib.infra.storage import find_cached
 from cvae_lib.training import History, TrainConfig
 
-FAST_TRAIN_LIMIT = 2048
 FAST_EPOCHS = 2
 
 # Side models train only as long as their lesson needs: three epochs show collapse, latent size
