@@ -1,4 +1,4 @@
-"""What every exercise check shares: the mistakes it can name and the failure it raises.
+"""What every exercise check shares: the failure it raises, shown in a few lines, and its seed.
 
 Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). Any correct convention passes
 (integer or one-hot labels, ``nn.Sequential`` or separate layers, a method or a function, the
@@ -16,42 +16,14 @@ from typing import Callable, TypeVar
 import torch
 from torch import nn
 
+from cvae_lib.checks.mistakes import FIXES, TABLE
+
 NUM_PIXELS, NUM_CLASSES = 784, 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
 LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances the probes draw from
 REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
 
-# Short label of every mistake the checks can name, by key (CheckFailure.key).
-MISTAKES: dict[str, str] = {
-    # check_simple_cvae
-    "constructor": "constructor needs arguments", "missing_method": "missing encode/decode",
-    "crash": "code raises an error", "cat_dim0": "dim=0 concatenation",
-    "encoder_size": "encoder input size", "decoder_size": "decoder input size",
-    "encoder_no_label": "encoder ignores the label", "decoder_no_label": "decoder ignores the label",
-    "layer_sizes": "hidden layer sizes", "one_hot_width": "one_hot without num_classes",
-    "shape": "wrong output shape", "no_sigmoid": "no sigmoid on the output",
-    "forward_return": "forward return value", "forward_no_sampling": "forward decodes mu, no sample",
-    # check_reparameterize
-    "no_noise": "no noise added", "same_noise_every_call": "same noise on every call",
-    "noise_shared_batch": "noise shared across images", "noise_shared_dims": "noise shared across dims",
-    "mu_missing": "mu not added", "uniform_noise": "uniform noise (torch.rand)",
-    "std_exp_logvar": "std = exp(logvar)", "std_logvar": "logvar used as std",
-    "noise_scale": "wrong noise scale", "noise_batch": "noise depends on batch size",
-    "not_normal": "noise not standard normal", "reparam_formula": "reparameterization formula",
-    "no_gradient": "torch.normal: no gradient", "no_gradient_mu": "no gradient to mu",
-    "no_gradient_logvar": "no gradient to logvar",
-    # check_cvae_loss
-    "not_scalar": "loss is not one number", "loss_per_image": "loss divided by batch size",
-    "bce_mean": "BCE averaged (mean)", "bce_per_image": "BCE divided by batch size",
-    "no_bce": "no reconstruction term", "bce_sign": "BCE sign", "bce_swapped": "BCE arguments swapped",
-    "bce_one_term": "BCE missing the (1 - x) term", "bce_logits": "BCE-with-logits on probs",
-    "mse": "MSE instead of BCE", "recon_formula": "reconstruction formula", "no_kl": "no KL term",
-    "kl_sign": "KL sign", "kl_half": "KL missing the 0.5", "kl_mean": "KL averaged (mean)",
-    "kl_per_image": "KL divided by batch size", "kl_first_image": "KL of first image only",
-    "kl_no_mu2": "KL without mu^2", "kl_logvar2": "KL: logvar^2 for exp(logvar)",
-    "kl_std": "KL: std for variance", "kl_one": "KL missing the '1 +'", "kl_formula": "KL formula",
-    "offset": "constant added to loss",
-}
+MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # a grader's column names
 
 T = TypeVar("T")
 
@@ -89,10 +61,11 @@ def short_report(err: BaseException) -> list[str]:
             *advice]
 
 
-def require(condition: object, key: str, message: str) -> None:
-    """Raise ``CheckFailure(key, message)`` unless ``condition`` holds."""
+def require(condition: object, key: str, **facts: object) -> None:
+    """Unless ``condition`` holds, raise ``CheckFailure`` with the mistake's advice, filled with
+    ``facts`` (what the check found)."""
     if not condition:
-        raise CheckFailure(key, message)
+        raise CheckFailure(key, TABLE[key][1].format(**FIXES, **facts))
 
 
 def seeded(check: Callable[..., T]) -> Callable[..., T]:
