@@ -1,9 +1,8 @@
-"""What every exercise check shares: the failure it raises, shown in a few lines, and its seed.
+"""What every exercise check shares: its failure, shown in a few lines, and its fixed seed.
 
 Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). Any correct convention passes
 (integer or one-hot labels, ``nn.Sequential`` or separate layers, a method or a function, the
-BCE and KL by library call or by hand); the checks run under a fixed seed and leave the
-caller's random state as it was.
+loss by library call or by hand), and the caller's random state is left as it was.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import functools
 import textwrap
 from types import TracebackType
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 from torch import nn
@@ -23,9 +22,7 @@ SEED = 0  # of every check; a right answer passes under any seed (tests/test_che
 LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances the probes draw from
 REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
 
-MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # a grader's column names
-
-T = TypeVar("T")
+MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # what the grader's columns say
 
 
 class CheckFailure(AssertionError):
@@ -38,7 +35,7 @@ class CheckFailure(AssertionError):
         self.key, self.label = key, MISTAKES[key]
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of the stack: the short report."""
+        """What IPython shows instead of the stack, even without ``show_checks_briefly``."""
         return short_report(self)
 
 
@@ -68,17 +65,17 @@ def require(condition: object, key: str, **facts: object) -> None:
         raise CheckFailure(key, TABLE[key][1].format(**FIXES, **facts))
 
 
-def seeded(check: Callable[..., T]) -> Callable[..., T]:
+def seeded(check: Callable[..., None]) -> Callable[..., None]:
     """Run ``check`` under seed ``SEED`` in one thread, leaving the caller's random state and
     thread count as they were."""
     @functools.wraps(check)
-    def wrapper(*args: object, **kwargs: object) -> T:
+    def wrapper(*args: object, **kwargs: object) -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(SEED)
-                return check(*args, **kwargs)
+                check(*args, **kwargs)
         finally:
             torch.set_num_threads(threads)
     return wrapper

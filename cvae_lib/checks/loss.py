@@ -84,7 +84,7 @@ class LossProbe:
         self.cases = [(means, zeros), (zeros, logvars), (means, logvars), (zeros, zeros)]
         self.at_prior = self.loss(self.sharp, self.cases[-1])
         self.got = {"recon": [self.loss(self.blurry, self.cases[-1]) - self.at_prior],
-                    "kl": [self.loss(self.sharp, case) - self.at_prior for case in self.cases[:-1]]}
+                    "kl": [self.loss(self.sharp, c) - self.at_prior for c in self.cases[:-1]]}
 
     def loss(self, recon: torch.Tensor, case: tuple[torch.Tensor, torch.Tensor]) -> float:
         """The student's loss as a float, after checking it is a single number."""

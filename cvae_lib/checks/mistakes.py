@@ -13,7 +13,8 @@ TABLE: dict[str, tuple[str, str]] = {  # key: (label, advice)
     "constructor": ("constructor needs arguments", "The check builds your model as {name}() or "
                     "{name}(latent_dim=3), but {problem}: subclass nn.Module, with defaults."),
     "missing_method": ("missing encode/decode", "{cls} has no {method} method: forward and the "
-                       "sampling code call encode(x, labels_onehot) and decode(z, labels_onehot)."),
+                       "sampling code call encode(x, labels_onehot) and decode(z, "
+                       "labels_onehot)."),
     "crash": ("code raises an error", "{where} raised {error}.{hint}"),
     "cat_dim0": ("dim=0 concatenation", "In {where} you concatenated along dim=0, the batch "
                  "dimension: the label goes beside the features, torch.cat([{first}, "

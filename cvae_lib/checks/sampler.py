@@ -82,7 +82,7 @@ def _check_centre(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                "mu, not 1: add mu once and unscaled")
     for edge, mask in zip(BIN_EDGES, _bins(logvar)):
         _require_z(_z(eps[mask]), "reparam_formula", finding=f"For logvar from {edge} to "
-                   f"{edge + 1} your z is centred {eps[mask].mean():.2f} std away from mu, not on mu")
+                   f"{edge + 1} your z is centred {eps[mask].mean():.2f} std away from mu")
 
 
 def _scale_mistake(variance: torch.Tensor, se: torch.Tensor, bins: list[torch.Tensor],
@@ -99,8 +99,8 @@ def _scale_mistake(variance: torch.Tensor, se: torch.Tensor, bins: list[torch.Te
             fitted = key
             break
     if fitted == "noise_scale":
-        return key, {"finding": f"Your noise is {factor.sqrt():.2g} times the standard deviation "
-                     f"exp(0.5 * logvar) for every logvar from {BIN_EDGES[0]} to {BIN_EDGES[-1] + 1}"}
+        return fitted, {"finding": f"Your noise is {factor.sqrt():.2g} times the standard "
+                        "deviation exp(0.5 * logvar) for every logvar from -4 to 3"}
     std = [(edge + 0.5, math.sqrt(v) * math.exp((edge + 0.5) / 2), math.exp((edge + 0.5) / 2))
            for edge, v in zip(BIN_EDGES, variance.tolist())]
     spread = "; ".join(f"near logvar = {lv:g} your noise has std {got:.3f}, expected {want:.3f}"
