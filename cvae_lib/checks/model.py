@@ -51,7 +51,7 @@ def _call(model: nn.Module, where: str, first: torch.Tensor, labels: list[int]) 
     misfit = next((run.misfit() for run in runs if run.misfit()), None)
     if misfit:
         _wrong_size(where, *misfit, latent_dim=first.shape[1] if where == "decode" else 0)
-    err = runs[0].error
+    err = max(runs, key=lambda run: run.steps).error  # the labels' format that got further
     hint = (" forward should turn the integer labels into one-hot rows, F.one_hot(labels, 10)"
             ".float(), and pass them to encode and decode." if where == "forward" else "")
     require(False, "crash", where=where, hint=hint,

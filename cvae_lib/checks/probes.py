@@ -14,6 +14,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 CONCATS = (torch.cat, torch.concat, torch.concatenate)
+ROW_STACKS = (torch.vstack, torch.row_stack)  # concatenations along dim 0 by another name
 
 
 @dataclass
@@ -22,6 +23,7 @@ class _Run:
 
     result: object = None
     error: Exception | None = None
+    steps: int = 0  # torch calls made: how far it got
     dims: list[int] = field(default_factory=list)  # of each concatenation, made non-negative
     fed: list[tuple[str, nn.Linear, int]] = field(default_factory=list)  # layer, features in
 
@@ -31,19 +33,23 @@ class _Run:
                      if got != layer.in_features), None)
 
 
-class _ConcatSpy(TorchFunctionMode):
-    """Appends the dim of every concatenation made inside it to ``dims``."""
+class _TorchSpy(TorchFunctionMode):
+    """Counts the torch calls made inside it, and records the dim of each concatenation."""
 
-    def __init__(self, dims: list[int]) -> None:
+    def __init__(self, record: _Run) -> None:
         super().__init__()
-        self.dims = dims
+        self.record = record
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
+        self.record.steps += 1
         if func in CONCATS and args:
             dim = kwargs.get("dim", kwargs.get("axis", args[1] if len(args) > 1 else 0))
             tensors = list(args[0])
-            self.dims.append(dim % tensors[0].dim() if tensors and tensors[0].dim() else dim)
+            self.record.dims.append(dim % tensors[0].dim() if tensors and tensors[0].dim()
+                                    else dim)
+        elif func in ROW_STACKS:
+            self.record.dims.append(0)
         return func(*args, **kwargs)
 
 
@@ -56,7 +62,7 @@ def _watch(run: Callable[[], object], model: nn.Module | None = None) -> _Run:
         lambda layer, args, name=name: record.fed.append((name, layer, args[0].shape[-1])))
         for name, module in layers if isinstance(module, nn.Linear)]
     try:
-        with _ConcatSpy(record.dims):
+        with _TorchSpy(record):
             record.result = run()
     except NotImplementedError:
         raise
