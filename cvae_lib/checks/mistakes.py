@@ -55,7 +55,7 @@ TABLE: dict[str, tuple[str, str]] = {  # key: (label, advice)
     "uniform_noise": ("uniform noise (torch.rand)", "The noise is never negative: torch.rand "
                       "draws from [0, 1). Use standard normal noise, {EPS}."),
     "std_exp_logvar": ("std = exp(logvar)", "Your noise grows like exp(logvar): {spread}. "
-                       "exp(logvar) is the variance; the standard deviation is {STD}."),
+                       "exp(logvar) is the variance; for the standard deviation use {STD}."),
     "std_logvar": ("logvar used as std", "Your noise grows like logvar: {spread}. You scaled it "
                    "by logvar itself, the log of the variance; use {STD}."),
     "noise_scale": ("wrong noise scale", "{finding}: scale epsilon once by {STD}."),
