@@ -135,6 +135,12 @@ class EncoderDim0(SpecCVAE):
         return self.fc_mu(h), self.fc_logvar(h)
 
 
+class EncoderVstack(SpecCVAE):
+    def encode(self, x, labels_onehot):
+        h = F.relu(self.encoder_fc2(F.relu(self.encoder_fc1(torch.vstack([x, labels_onehot])))))
+        return self.fc_mu(h), self.fc_logvar(h)
+
+
 class DecoderDim0(SpecCVAE):
     def decode(self, z, labels_onehot):
         h = F.relu(self.decoder_fc2(F.relu(self.decoder_fc1(torch.cat([z, labels_onehot], 0)))))
@@ -237,6 +243,12 @@ class EncodeOneTensor(SpecCVAE):
 class EncodeRaises(SpecCVAE):
     def encode(self, x, labels_onehot):
         raise ValueError("labels_onehot must be a float tensor")
+
+
+class IntegerLabelsEncodeRaises(IntegerLabelsEverywhereCVAE):
+    def encode(self, x, labels):
+        F.one_hot(labels, 10).float()
+        raise ValueError("the encoder is not written yet")
 
 
 class NoDecode(nn.Module):
@@ -385,6 +397,7 @@ WRONG = [
     # check_simple_cvae
     (check_simple_cvae, EncoderDim0, "cat_dim0", "torch.cat([x, labels_onehot], dim=1)"),
     (check_simple_cvae, DecoderDim0, "cat_dim0", "torch.cat([z, labels_onehot], dim=1)"),
+    (check_simple_cvae, EncoderVstack, "cat_dim0", "torch.cat([x, labels_onehot], dim=1)"),
     (check_simple_cvae, Encoder784, "encoder_size", "nn.Linear(784 + 10, 256)"),
     (check_simple_cvae, DecoderNoPlus10, "decoder_size", "nn.Linear(latent_dim + 10, 128)"),
     (check_simple_cvae, EncoderZeroLabel, "encoder_no_label", "labels 3 and 8"),
@@ -407,6 +420,7 @@ WRONG = [
     (check_simple_cvae, DecodesMu, "forward_no_sampling", "self.reparameterize(mu, logvar)"),
     (check_simple_cvae, EncodeOneTensor, "shape", "should return (mu, logvar)"),
     (check_simple_cvae, EncodeRaises, "crash", "ValueError: labels_onehot must be a float"),
+    (check_simple_cvae, IntegerLabelsEncodeRaises, "crash", "ValueError: the encoder is not"),
     (check_simple_cvae, NoDecode, "missing_method", "has no decode method"),
     (check_simple_cvae, NeedsHiddenSize, "constructor", "also needs hidden_dim"),
     # check_reparameterize
@@ -537,9 +551,9 @@ def test_right_variants_pass_under_any_seed(monkeypatch, capsys):
     worst = {}
     require_z = check_sampler._require_z
 
-    def recording(z, key, message, limit=check_sampler.Z_LIMIT):
+    def recording(z, key, limit=check_sampler.Z_LIMIT, **facts):
         worst[key] = max(worst.get(key, 0.0), abs(z) / limit)
-        require_z(z, key, message, limit)
+        require_z(z, key, limit, **facts)
 
     monkeypatch.setattr(check_sampler, "_require_z", recording)
     for seed in range(1, 21):

@@ -1,14 +1,8 @@
-"""What every exercise check shares: the mistakes it can name and the failure it raises.
+"""What every exercise check shares: its failure, shown in a few lines, and its fixed seed.
 
-Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). ``MISTAKES`` lists the short
-label of every mistake; ``CheckFailure`` is the ``AssertionError`` a check raises, with that
-label for grading tools and advice for the student as its message.
-
-Any correct convention passes: ``forward`` taking integer labels or one-hot rows, layers as
-separate ``nn.Linear``s or in ``nn.Sequential``, ``reparameterize`` as a method or a function,
-the BCE from ``F.binary_cross_entropy`` or by hand, the KL in closed form or from
-``torch.distributions``. The checks run under a fixed seed and leave the caller's random state
-as it was.
+Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). Any correct convention passes
+(integer or one-hot labels, ``nn.Sequential`` or separate layers, a method or a function, the
+loss by library call or by hand), and the caller's random state is left as it was.
 """
 
 from __future__ import annotations
@@ -16,81 +10,19 @@ from __future__ import annotations
 import functools
 import textwrap
 from types import TracebackType
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 from torch import nn
 
-NUM_PIXELS = 784
-NUM_CLASSES = 10
+from cvae_lib.checks.mistakes import FIXES, TABLE
+
+NUM_PIXELS, NUM_CLASSES = 784, 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
-LOSS_SHAPES = ((3, 4), (1, 2), (2, 7))  # (batch, latent_dim) of check_cvae_loss's probes
-LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances both probes draw from
+LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances the probes draw from
 REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
 
-# Short label of every mistake the checks can name, by key (CheckFailure.key).
-MISTAKES: dict[str, str] = {
-    # check_simple_cvae
-    "constructor": "constructor needs arguments",
-    "missing_method": "missing encode/decode",
-    "crash": "code raises an error",
-    "cat_dim0": "dim=0 concatenation",
-    "encoder_size": "encoder input size",
-    "decoder_size": "decoder input size",
-    "encoder_no_label": "encoder ignores the label",
-    "decoder_no_label": "decoder ignores the label",
-    "layer_sizes": "hidden layer sizes",
-    "one_hot_width": "one_hot without num_classes",
-    "shape": "wrong output shape",
-    "no_sigmoid": "no sigmoid on the output",
-    "forward_return": "forward return value",
-    "forward_no_sampling": "forward decodes mu, no sample",
-    # check_reparameterize
-    "no_noise": "no noise added",
-    "same_noise_every_call": "same noise on every call",
-    "noise_shared_batch": "noise shared across images",
-    "noise_shared_dims": "noise shared across dims",
-    "mu_missing": "mu not added",
-    "uniform_noise": "uniform noise (torch.rand)",
-    "std_exp_logvar": "std = exp(logvar)",
-    "std_logvar": "logvar used as std",
-    "noise_scale": "wrong noise scale",
-    "noise_batch": "noise depends on batch size",
-    "not_normal": "noise not standard normal",
-    "reparam_formula": "reparameterization formula",
-    "no_gradient": "torch.normal: no gradient",
-    "no_gradient_mu": "no gradient to mu",
-    "no_gradient_logvar": "no gradient to logvar",
-    # check_cvae_loss
-    "not_scalar": "loss is not one number",
-    "loss_per_image": "loss divided by batch size",
-    "bce_mean": "BCE averaged (mean)",
-    "bce_per_image": "BCE divided by batch size",
-    "no_bce": "no reconstruction term",
-    "bce_sign": "BCE sign",
-    "bce_swapped": "BCE arguments swapped",
-    "bce_one_term": "BCE missing the (1 - x) term",
-    "bce_logits": "BCE-with-logits on probs",
-    "mse": "MSE instead of BCE",
-    "recon_formula": "reconstruction formula",
-    "no_kl": "no KL term",
-    "kl_sign": "KL sign",
-    "kl_half": "KL missing the 0.5",
-    "kl_mean": "KL averaged (mean)",
-    "kl_per_image": "KL divided by batch size",
-    "kl_first_image": "KL of first image only",
-    "kl_no_mu2": "KL without mu^2",
-    "kl_logvar2": "KL: logvar^2 for exp(logvar)",
-    "kl_std": "KL: std for variance",
-    "kl_one": "KL missing the '1 +'",
-    "kl_formula": "KL formula",
-    "offset": "constant added to loss",
-}
-
-LABEL_FORMAT_ERRORS = ("one_hot is only applicable", "same number of dimensions",
-                       "used as indices must be", "argument #1 'indices'")
-
-T = TypeVar("T")
+MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # what the grader's columns say
 
 
 class CheckFailure(AssertionError):
@@ -103,7 +35,7 @@ class CheckFailure(AssertionError):
         self.key, self.label = key, MISTAKES[key]
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of the stack: the short report."""
+        """What IPython shows instead of the stack, even without ``show_checks_briefly``."""
         return short_report(self)
 
 
@@ -126,24 +58,24 @@ def short_report(err: BaseException) -> list[str]:
             *advice]
 
 
-def require(condition: object, key: str, message: str) -> None:
-    """Raise ``CheckFailure(key, message)`` unless ``condition`` holds."""
+def require(condition: object, key: str, **facts: object) -> None:
+    """Unless ``condition`` holds, raise ``CheckFailure`` with the mistake's advice, filled with
+    ``facts`` (what the check found)."""
     if not condition:
-        raise CheckFailure(key, message)
+        raise CheckFailure(key, TABLE[key][1].format(**FIXES, **facts))
 
 
-def seeded(check: Callable[..., T]) -> Callable[..., T]:
+def seeded(check: Callable[..., None]) -> Callable[..., None]:
     """Run ``check`` under seed ``SEED`` in one thread, leaving the caller's random state and
     thread count as they were."""
     @functools.wraps(check)
-    def wrapper(*args: object, **kwargs: object) -> T:
+    def wrapper(*args: object, **kwargs: object) -> None:
         threads = torch.get_num_threads()
-        # The probes are many small tensors: a second thread only waits for a busy core.
-        torch.set_num_threads(1)
+        torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(SEED)
-                return check(*args, **kwargs)
+                check(*args, **kwargs)
         finally:
             torch.set_num_threads(threads)
     return wrapper
@@ -152,8 +84,7 @@ def seeded(check: Callable[..., T]) -> Callable[..., T]:
 def require_callable(obj: object, what: str, example: str) -> None:
     """Raise a TypeError unless ``obj`` can be called (a class or a function)."""
     if not callable(obj) or (what == "class" and isinstance(obj, nn.Module)):
-        raise TypeError(f"pass your {what} itself, e.g. {example}, not a "
-                        f"{type(obj).__name__}")
+        raise TypeError(f"pass your {what} itself, e.g. {example}, not a {type(obj).__name__}")
 
 
 def describe(obj: object) -> str:

@@ -1,29 +1,22 @@
 """``check_simple_cvae``: probe a student's CVAE class, whatever conventions it follows.
 
-Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``).
+Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). When the model fails, the
+probes of ``checks.probes`` say why: a dim=0 concatenation, or the layer fed the wrong size.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
-import re
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lib.checks.base import (CheckFailure, LABEL_FORMAT_ERRORS, NUM_CLASSES, NUM_PIXELS,
-                                describe, require, require_callable, seeded)
+from cvae_lib.checks.base import (NUM_CLASSES, NUM_PIXELS, describe, require, require_callable,
+                                  seeded)
+from cvae_lib.checks.probes import _watch
 
-
-def _one_hot(labels: list[int]) -> torch.Tensor:
-    """Float one-hot rows for a list of digit labels."""
-    return F.one_hot(torch.tensor(labels), NUM_CLASSES).float()
-
-
-# --- check_simple_cvae ---------------------------------------------------------------------
 
 def _build(model_class: Callable[..., nn.Module]) -> nn.Module:
     """An instance made with the constructor's defaults (latent_dim=3 if it has none)."""
@@ -31,212 +24,122 @@ def _build(model_class: Callable[..., nn.Module]) -> nn.Module:
         params = inspect.signature(model_class).parameters.values()
     except (TypeError, ValueError):
         params = []
-    required = [p.name for p in params if p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    name, extra = getattr(model_class, "__name__", "SimpleCVAE"), set(required) - {"latent_dim"}
-    require(not extra, "constructor",
-            f"The check builds your model as {name}() (or {name}(latent_dim=3)), but its "
-            f"constructor also needs {', '.join(sorted(extra))}: give it a default, as in "
-            "def __init__(self, latent_dim=16, num_classes=10).")
+    required = {p.name for p in params if p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    name = getattr(model_class, "__name__", "SimpleCVAE")
+    extra = ", ".join(sorted(required - {"latent_dim"}))
+    require(not extra, "constructor", name=name, problem=f"its constructor also needs {extra}")
     model = model_class(latent_dim=3) if required else model_class()
-    require(isinstance(model, nn.Module), "constructor",
-            f"{name}() gave {describe(model)}, not a model: SimpleCVAE should subclass "
-            "nn.Module.")
+    require(isinstance(model, nn.Module), "constructor", name=name,
+            problem=f"that gave {describe(model)}, not an nn.Module")
     return model
 
 
-def _method(model: nn.Module, name: str, signature: str) -> Callable:
-    """The model's method ``name``, or a failure saying the exercise's layout needs it."""
-    method = getattr(model, name, None)
-    require(callable(method), "missing_method",
-            f"{type(model).__name__} has no {name} method: the exercise's layout has "
-            f"{signature}, used by forward and by the sampling code later on.")
-    return method
+def _call(model: nn.Module, where: str, first: torch.Tensor, labels: list[int]) -> object:
+    """``model.<where>(first, labels)`` with one-hot rows or integer labels, whichever it takes
+    (forward is tried with integers first); a failure is named from what the model did."""
+    fn = model if where == "forward" else getattr(model, where, None)
+    require(callable(fn), "missing_method", cls=type(model).__name__, method=where)
+    ints, rows = torch.tensor(labels), F.one_hot(torch.tensor(labels), NUM_CLASSES).float()
+    runs = []
+    for label_input in (ints, rows) if where == "forward" else (rows, ints):
+        runs.append(_watch(lambda: fn(first, label_input), model))
+        if runs[-1].error is None:
+            return runs[-1].result
+    require(all(0 not in run.dims for run in runs), "cat_dim0", where=where,
+            first="z" if where == "decode" else "x")
+    misfit = next((run.misfit() for run in runs if run.misfit()), None)
+    if misfit:
+        _wrong_size(where, *misfit, latent_dim=first.shape[1] if where == "decode" else 0)
+    err = max(runs, key=lambda run: run.steps).error  # the labels' format that got further
+    hint = (" forward should turn the integer labels into one-hot rows, F.one_hot(labels, 10)"
+            ".float(), and pass them to encode and decode." if where == "forward" else "")
+    require(False, "crash", where=where, hint=hint,
+            error=f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}")
 
 
-def _is_label_format_error(err: Exception) -> bool:
-    """Whether ``err`` only says the labels came in the other format (integers vs one-hot)."""
-    return any(marker in str(err) for marker in LABEL_FORMAT_ERRORS)
-
-
-def _call(fn: Callable, first: torch.Tensor, labels: list[int], where: str, latent_dim: int,
-          ints_first: bool) -> object:
-    """``fn(first, labels)`` with integer labels or one-hot rows, whichever ``fn`` expects."""
-    ints, rows = torch.tensor(labels), _one_hot(labels)
-    errors = []
-    for label_input in ((ints, rows) if ints_first else (rows, ints)):
-        try:
-            return fn(first, label_input)
-        except NotImplementedError:
-            raise
-        except (RuntimeError, TypeError, IndexError, ValueError) as err:
-            errors.append(err)
-    real = [err for err in errors if not _is_label_format_error(err)] or errors
-    raise _explain(real[0], where, latent_dim) from None
-
-
-def _explain(err: Exception, where: str, latent_dim: int) -> CheckFailure:
-    """Turn an error raised inside the student's model into advice."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    first = "z" if where == "decode" else "x"
-    if "must match except in dimension 0" in text:
-        return CheckFailure(
-            "cat_dim0", f"In {where} you concatenated along dim=0, the batch dimension, which "
-            f"stacks the label rows under the rows of {first}. The label belongs beside the "
-            f"features, on dim=1: torch.cat([{first}, labels_onehot], dim=1).")
-    sizes = re.search(r"\((\d+)x(\d+) and (\d+)x(\d+)\)", text)
-    if sizes:
-        return _explain_sizes(where, int(sizes[2]), int(sizes[3]), latent_dim)
-    hint = (" forward should turn the integer labels into one-hot rows, "
-            "F.one_hot(labels, 10).float(), and pass them to encode and decode."
-            if where == "forward" else "")
-    return CheckFailure("crash", f"{where} raised {type(err).__name__}: {text}.{hint}")
-
-
-def _explain_sizes(where: str, got: int, expected: int, latent_dim: int) -> CheckFailure:
-    """Advice for a linear layer that received ``got`` features but expects ``expected``."""
+def _wrong_size(where: str, layer: str, expected: int, got: int, latent_dim: int) -> None:
+    """Name the mistake of ``layer``, built for ``expected`` inputs, that received ``got``."""
+    sizes = {"layer": layer, "expected": expected, "got": got}
     if where == "decode":
-        if got == latent_dim + NUM_CLASSES:
-            return CheckFailure(
-                "decoder_size", f"decoder_fc1 takes {expected} inputs, but it receives z and the "
-                f"one-hot label side by side: latent_dim + 10 = {got}. Make it "
-                "nn.Linear(latent_dim + 10, 128).")
-        if got == latent_dim:
-            return CheckFailure(
-                "decoder_no_label", f"The first decoder layer expects {expected} inputs but gets "
-                f"only z ({latent_dim} numbers): concatenate the label first, "
-                "combined = torch.cat([z, labels_onehot], dim=1).")
-        return CheckFailure(
-            "layer_sizes", f"A decoder layer receives {got} numbers but expects {expected}: the "
-            "decoder goes latent_dim + 10 -> 128 -> 256 -> 784.")
-    if got == NUM_PIXELS + NUM_CLASSES:
-        return CheckFailure(
-            "encoder_size", f"encoder_fc1 takes {expected} inputs, but it receives the image and "
-            "the one-hot label side by side: 784 + 10 = 794. Make it nn.Linear(784 + 10, 256).")
-    if got == NUM_PIXELS:
-        return CheckFailure(
-            "encoder_no_label", f"The first encoder layer expects {expected} inputs but gets only "
-            "the 784 pixels: concatenate the label first, "
-            "combined = torch.cat([x, labels_onehot], dim=1).")
-    if where == "forward" and NUM_PIXELS < got < NUM_PIXELS + NUM_CLASSES:
-        return CheckFailure(
-            "one_hot_width", f"forward made one-hot rows {got - NUM_PIXELS} wide, not 10, for "
-            "labels [4, 5, 6]: F.one_hot(labels) without num_classes is only as wide as the "
-            "largest label in the batch + 1. Write F.one_hot(labels, num_classes=10).float().")
-    return CheckFailure(
-        "layer_sizes", f"An encoder layer receives {got} numbers but expects {expected}: the "
-        "encoder goes 794 -> 256 -> 128 -> latent_dim (once for mu, once for logvar).")
+        require(got != latent_dim + NUM_CLASSES, "decoder_size", **sizes)
+        require(got != latent_dim, "decoder_no_label",
+                finding=f"{layer} takes {expected} inputs but gets only z ({got} numbers)")
+    else:
+        require(got != NUM_PIXELS + NUM_CLASSES, "encoder_size", **sizes)
+        require(got != NUM_PIXELS, "encoder_no_label",
+                finding=f"{layer} takes {expected} inputs but gets only the 784 pixels")
+        require(where != "forward" or not NUM_PIXELS < got < NUM_PIXELS + NUM_CLASSES,
+                "one_hot_width", width=got - NUM_PIXELS)
+    require(False, "layer_sizes", **sizes)
 
 
 def _probe_encoder(model: nn.Module) -> int:
     """Encoder: (mu, logvar) shaped (batch, latent_dim) that depend on the label; latent_dim."""
-    encode = _method(model, "encode", "encode(x, labels_onehot) returning (mu, logvar)")
     latent_sizes = set()
     for batch in (1, 3):
-        out = _call(encode, torch.rand(batch, NUM_PIXELS), [1] * batch, "encode", 0, False)
-        ok = (isinstance(out, tuple) and len(out) == 2 and all(
+        out = _call(model, "encode", torch.rand(batch, NUM_PIXELS), [1] * batch)
+        require(isinstance(out, tuple) and len(out) == 2 and all(
             isinstance(t, torch.Tensor) and t.dim() == 2 and len(t) == batch for t in out)
-            and out[0].shape == out[1].shape)
-        require(ok, "shape", f"encode(x, labels_onehot) should return (mu, logvar), each of "
-                f"shape (batch, latent_dim); for a batch of {batch} it gave {describe(out)}.")
+            and out[0].shape == out[1].shape, "shape", call="encode(x, labels_onehot)",
+            want="(mu, logvar), each of shape (batch, latent_dim)",
+            got=f"{describe(out)} for a batch of {batch}")
         latent_sizes.add(out[0].shape[1])
-    require(len(latent_sizes) == 1, "shape", "encode returned a different latent size for a "
-            "batch of 1 than for a batch of 3: mu and logvar should be (batch, latent_dim).")
-    mu, _ = _call(encode, torch.rand(1, NUM_PIXELS).repeat(2, 1), [3, 8], "encode", 0, False)
+    require(len(latent_sizes) == 1, "shape", call="encode", want="(mu, logvar) shaped (batch, "
+            "latent_dim)", got="another latent size for a batch of 1 than of 3")
+    mu, _ = _call(model, "encode", torch.rand(1, NUM_PIXELS).repeat(2, 1), [3, 8])
     require(not torch.allclose(mu[0], mu[1]), "encoder_no_label",
-            "The encoder ignores the label: the same image with labels 3 and 8 gives the same "
-            "mu. Feed encoder_fc1 the image and the label side by side: "
-            "combined = torch.cat([x, labels_onehot], dim=1).")
+            finding="the same image with labels 3 and 8 gives the same mu")
     return latent_sizes.pop()
 
 
 def _probe_decoder(model: nn.Module, latent_dim: int) -> None:
-    """Decoder: (batch, 784) pixel probabilities that depend on the label."""
-    decode = _method(model, "decode", "decode(z, labels_onehot) returning pixel probabilities")
+    """Decoder: (batch, 784) pixel probabilities that depend on the label, from a sigmoid."""
     for batch in (1, 3):
-        out = _call(decode, torch.randn(batch, latent_dim), [2] * batch, "decode", latent_dim,
-                    False)
+        out = _call(model, "decode", torch.randn(batch, latent_dim), [2] * batch)
         require(isinstance(out, torch.Tensor) and tuple(out.shape) == (batch, NUM_PIXELS),
-                "shape", f"decode(z, labels_onehot) should return images of shape (batch, 784); "
-                f"for a batch of {batch} it gave {describe(out)}.")
+                "shape", call="decode(z, labels_onehot)", want="images of shape (batch, 784)",
+                got=f"{describe(out)} for a batch of {batch}")
     z = (3 * torch.randn(1, latent_dim)).repeat(2, 1)
-    out = _call(decode, z, [0, 7], "decode", latent_dim, False)
+    out = _call(model, "decode", z, [0, 7])
     require(not torch.allclose(out[0], out[1]), "decoder_no_label",
-            "The decoder ignores the label: the same z with labels 0 and 7 gives the same image. "
-            "Feed decoder_fc1 z and the label side by side: "
-            "combined = torch.cat([z, labels_onehot], dim=1).")
-    _check_probabilities(out)
-    _check_sigmoid(model, lambda: _call(decode, z, [0, 7], "decode", latent_dim, False))
-
-
-def _check_probabilities(out: torch.Tensor) -> None:
-    """Every output strictly between 0 and 1, as a sigmoid of moderate values is."""
+            finding="the same z with labels 0 and 7 gives the same image")
     low, high = out.min().item(), out.max().item()
-    hint = (" Exact 0s or 1s, as a clamp or hardtanh gives, would make the BCE take log(0)."
-            if low == 0 or high == 1 else "")
-    require(0 < low and high < 1, "no_sigmoid",
-            f"decode returned values in [{low:.2f}, {high:.2f}], not pixel probabilities "
-            f"strictly between 0 and 1: end the decoder with torch.sigmoid(self.decoder_fc3(h))."
-            f"{hint}")
+    require(0 < low and high < 1, "no_sigmoid", finding=f"decode returned values in "
+            f"[{low:.2f}, {high:.2f}]" + (": exact 0s or 1s, as a clamp or hardtanh gives, make "
+                                           "the BCE take log(0)" if low == 0 or high == 1 else ""))
+    _check_sigmoid(model, lambda: _call(model, "decode", z, [0, 7]))
 
 
-def _linear_calls(model: nn.Module, run: Callable[[], object],
-                  ) -> list[tuple[str, nn.Module, torch.Size]]:
-    """The model's nn.Linear layers in the order run() calls them: name, layer, output shape."""
-    calls: list[tuple[str, nn.Module, torch.Size]] = []
-    hooks = [module.register_forward_hook(
-        lambda layer, args, out, name=name: calls.append((name, layer, out.shape)))
-        for name, module in model.named_modules() if isinstance(module, nn.Linear)]
-    try:
-        run()
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return calls
-
-
-def _check_sigmoid(model: nn.Module, run: Callable[[], object]) -> None:
+def _check_sigmoid(model: nn.Module, run: Callable[[], torch.Tensor]) -> None:
     """The output is the sigmoid of the last linear layer, for pre-activations from -15 to 15."""
-    calls = _linear_calls(model, run)
-    if not calls or calls[-1][2][1:] != (NUM_PIXELS,):
+    fed = _watch(run, model).fed
+    if not fed or fed[-1][1].out_features != NUM_PIXELS:
         return
-    name, last, shape = calls[-1]
-    grid = torch.linspace(-15, 15, NUM_PIXELS).repeat(shape[0], 1)
-    left = [sum(layer is last for _, layer, _ in calls)]  # its last call gives the output
-
-    def replace(layer: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
-        left[0] -= 1
-        return None if left[0] else grid.clone()
-
-    hook = last.register_forward_hook(replace)
+    name, last, _ = fed[-1]
+    grid = torch.linspace(-15, 15, NUM_PIXELS)
+    hook = last.register_forward_hook(lambda layer, args, out: grid.expand(out.shape).clone())
     try:
-        out = run()
+        out = run()[0]
     finally:
         hook.remove()
-    gap = (out - torch.sigmoid(grid)).abs().flatten()
-    worst = int(gap.argmax())
-    pre, got = grid.flatten()[worst].item(), out.flatten()[worst].item()
-    require(gap[worst] <= 1e-4, "no_sigmoid",
-            f"decode's output is not the sigmoid of its last layer ({name}): where {name} gives "
-            f"{pre:.2f}, your output is {got:.3f} and the sigmoid {1 / (1 + math.exp(-pre)):.3f}. "
-            "End the decoder with torch.sigmoid(self.decoder_fc3(h)).")
+    worst = int((out - torch.sigmoid(grid)).abs().argmax())
+    require(torch.allclose(out, torch.sigmoid(grid), rtol=0, atol=1e-4), "no_sigmoid",
+            finding=f"decode's output is not the sigmoid of its last layer ({name}): where {name} "
+            f"gives {grid[worst]:.2f}, your output is {out[worst]:.3f} and the sigmoid "
+            f"{torch.sigmoid(grid[worst]):.3f}")
 
 
 def _probe_forward(model: nn.Module, latent_dim: int) -> None:
     """forward: (reconstruction, mu, logvar) of the right shapes, decoded from a sample."""
     x, labels = torch.rand(3, NUM_PIXELS), [4, 5, 6]
-    out = _call(model, x, labels, "forward", latent_dim, True)
+    out = _call(model, "forward", x, labels)
     shapes = [(3, NUM_PIXELS), (3, latent_dim), (3, latent_dim)]
-    ok = isinstance(out, tuple) and len(out) == 3 and all(
-        isinstance(t, torch.Tensor) and tuple(t.shape) == s for t, s in zip(out, shapes))
-    require(ok, "forward_return", f"forward(x, labels) should return (reconstruction, mu, "
-            f"logvar) in that order, shaped (3, 784), (3, {latent_dim}), (3, {latent_dim}) for "
-            f"a batch of 3; it gave {describe(out)}.")
-    again = _call(model, x, labels, "forward", latent_dim, True)[0]
-    require(not torch.allclose(out[0], again), "forward_no_sampling",
-            "forward gave the same reconstruction twice for the same image: it decodes mu "
-            "itself. Decode a sample: z = self.reparameterize(mu, logvar), then "
-            "self.decode(z, labels_onehot).")
+    require(isinstance(out, tuple) and len(out) == 3 and all(
+        isinstance(t, torch.Tensor) and tuple(t.shape) == s for t, s in zip(out, shapes)),
+        "forward_return", want=", ".join(map(str, shapes)), got=describe(out))
+    again = _call(model, "forward", x, labels)[0]
+    require(not torch.allclose(out[0], again), "forward_no_sampling")
 
 
 @seeded
@@ -255,6 +158,3 @@ def check_simple_cvae(model_class: Callable[..., nn.Module]) -> None:
     _check_model(model_class)
     name = getattr(model_class, "__name__", "your model")
     print(f"check_simple_cvae: OK ({name} encodes and decodes with the label)")
-
-
-# --- check_reparameterize ------------------------------------------------------------------

@@ -1,11 +1,12 @@
-"""Probes the checks of 07_challenge_thickness run on a student's code: which dims it
-concatenated on, and which linear layer got the wrong number of inputs.
+"""Watch a student's code run: the dims it concatenates on, the features each layer is fed.
 
-Introduced in 07_challenge_thickness (see ``cvae_lib.checks``).
+Introduced in 07_challenge_thickness; ``check_simple_cvae`` of 06 reads its shapes the same
+way, so no check depends on the wording of PyTorch's errors, which changes between releases.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -13,52 +14,79 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 CONCATS = (torch.cat, torch.concat, torch.concatenate)
+ROW_STACKS = (torch.vstack, torch.row_stack)  # concatenations along dim 0 by another name
 
 
-class _ConcatSpy(TorchFunctionMode):
-    """Records the dim (made non-negative) of every concatenation made inside it."""
+@dataclass
+class _Run:
+    """What one call of the student's code did: its result or error, and what it fed where."""
 
-    def __init__(self) -> None:
+    result: object = None
+    error: Exception | None = None
+    steps: int = 0  # torch calls made: how far it got
+    dims: list[int] = field(default_factory=list)  # of each concatenation, made non-negative
+    fed: list[tuple[str, nn.Linear, int]] = field(default_factory=list)  # layer, features in
+
+    def misfit(self) -> tuple[str, int, int] | None:
+        """The first linear layer fed a wrong number of features: (name, expected, got)."""
+        return next(((name, layer.in_features, got) for name, layer, got in self.fed
+                     if got != layer.in_features), None)
+
+
+class _TorchSpy(TorchFunctionMode):
+    """Counts the torch calls made inside it, and records the dim of each concatenation."""
+
+    def __init__(self, record: _Run) -> None:
         super().__init__()
-        self.dims: list[int] = []
+        self.record = record
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
+        self.record.steps += 1
         if func in CONCATS and args:
             dim = kwargs.get("dim", kwargs.get("axis", args[1] if len(args) > 1 else 0))
             tensors = list(args[0])
-            self.dims.append(dim % tensors[0].dim() if tensors and tensors[0].dim() else dim)
+            self.record.dims.append(dim % tensors[0].dim() if tensors and tensors[0].dim()
+                                    else dim)
+        elif func in ROW_STACKS:
+            self.record.dims.append(0)
         return func(*args, **kwargs)
+
+
+def _watch(run: Callable[[], object], model: nn.Module | None = None) -> _Run:
+    """Call ``run()``, recording its concatenations and what ``model``'s linear layers are fed.
+    An error it raises is kept in the record; a TODO (NotImplementedError) is raised."""
+    record = _Run()
+    layers = model.named_modules() if model is not None else ()
+    hooks = [module.register_forward_pre_hook(
+        lambda layer, args, name=name: record.fed.append((name, layer, args[0].shape[-1])))
+        for name, module in layers if isinstance(module, nn.Linear)]
+    try:
+        with _TorchSpy(record):
+            record.result = run()
+    except NotImplementedError:
+        raise
+    except (RuntimeError, TypeError, IndexError, ValueError) as err:
+        record.error = err
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return record
 
 
 def concat_dims(fn: Callable, *args: object) -> tuple[object, list[int]]:
     """``fn(*args)`` and the dims it concatenated on; the result is None when a dim=0
-    concatenation made it raise."""
-    spy = _ConcatSpy()
-    try:
-        with spy:
-            return fn(*args), spy.dims
-    except RuntimeError:
-        if 0 not in spy.dims:
-            raise
-        return None, spy.dims
+    concatenation made it fail."""
+    record = _watch(lambda: fn(*args))
+    if record.error is not None and 0 not in record.dims:
+        raise record.error
+    return record.result, record.dims
 
 
 def wrong_input_size(model: nn.Module, run: Callable[[], object]) -> tuple[str, int, int] | None:
     """The first ``nn.Linear`` that ``run()`` feeds a wrong number of features, as
     (layer name, features it expects, features it got), or None if every layer fits."""
-    fed: list[tuple[str, int, int]] = []
-    hooks = [module.register_forward_pre_hook(
-        lambda layer, args, name=name: fed.append((name, layer.in_features, args[0].shape[-1])))
-        for name, module in model.named_modules() if isinstance(module, nn.Linear)]
-    try:
-        run()
-    except RuntimeError:
-        wrong = next((layer for layer in fed if layer[1] != layer[2]), None)
-        if wrong is None:
-            raise
-        return wrong
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return None
+    record = _watch(run, model)
+    if record.error is not None and record.misfit() is None:
+        raise record.error
+    return record.misfit()
