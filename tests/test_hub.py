@@ -560,12 +560,15 @@ def test_a_student_can_neither_change_the_course_nor_pull_another_into_a_classma
                  {**course, "repo": evil.as_uri()}, {**course, "targetpath": startup},
                  {**course, "urlpath": "lab/tree/cvae-course/<img src=x onerror=alert(1)>"},
                  {**course, "backup": "true"}]
+        own = requests.get(f"{hub.url}/user/{BEA}/git-pull", params=course, headers=as_bea,
+                           timeout=60)
+        assert own.status_code == 200, "the guard refuses the course's own link"
         for query in links:
             for path in ("git-pull", "git-pull/api"):
                 reply = requests.get(f"{hub.url}/user/{BEA}/{path}", params=query,
                                      headers=as_bea, timeout=60)
                 assert reply.status_code == 403, (path, query, reply.status_code)
-        assert not (hub.home(BEA) / ".ipython").exists() and not Path("/tmp/cvae-owned").exists()
+        assert not list(hub.home(BEA).rglob("00-mine.py")) and not Path("/tmp/cvae-owned").exists()
         made = hub.api("POST", f"/users/{ADA}/tokens", json={"note": "ada's own"})
         reply = requests.get(f"{hub.url}/user/{BEA}/git-pull/api", params=course, timeout=60,
                              headers={"Authorization": f"token {made.json()['token']}"})
