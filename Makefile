@@ -71,20 +71,26 @@ clean:
 # models are cached). BOOK_FLAGS=--solutions builds the instructor's copy with the exercises'
 # solutions into book/_build/instructor/. `book-fast` executes the tests' tiny models instead,
 # into book/_build/fast/ (what .ci/run builds and tests). A rebuild re-runs changed notebooks.
+# HUB_URL=https://hub.example.edu gives every lesson page a button that opens it on that class
+# hub (with CVAE_HUB_RELEASE set as on the hub, if it is not /srv/cvae-course).
 .PHONY: book book-fast
+BOOK_HUB := $(if $(HUB_URL),--hub-url $(HUB_URL))
 book: prepare
-	$(PY) -m cvae_lib.classroom.book $(BOOK_FLAGS)
+	$(PY) -m cvae_lib.classroom.book $(BOOK_HUB) $(BOOK_FLAGS)
 
 book-fast: $(STAMP)
-	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_FLAGS)
+	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_HUB) $(BOOK_FLAGS)
 
 # A class on this machine: JupyterHub on http://127.0.0.1:8000 for the students named in
 # CVAE_HUB_STUDENTS (e.g. `sudo make hub CVAE_HUB_STUDENTS="alice bob"`). It builds the release
 # students run (outside this private checkout), issues the first passwords (printed once, kept
 # in hub/state), checks as an unprivileged user that nothing private is readable, then serves.
-# Each student: a system user, their own notebooks, a cgroup capping memory, CPU and processes.
-# The proxy is pinned in hub/package-lock.json. See hub/jupyterhub_config.py and the book.
-.PHONY: hub
+# Each student: a system user, a cgroup capping memory, CPU and processes, and their own copy of
+# the lessons, pulled by nbgitpuller from the release's git repository at every login.
+# `make hub-publish` hands out lessons changed since: students get them at their next login or
+# launch button, their own edits kept. The proxy is pinned in hub/package-lock.json. See
+# hub/jupyterhub_config.py and the book.
+.PHONY: hub hub-publish
 HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
 $(HUB_PROXY): hub/package.json hub/package-lock.json
 	npm ci --prefix hub --no-audit --no-fund --silent
@@ -95,6 +101,9 @@ hub: $(STAMP) $(OVERRIDES) $(HUB_PROXY) system-tools
 	$(PY) -m cvae_lib.classroom.hub accounts
 	$(PY) -m cvae_lib.classroom.hub check
 	$(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
+
+hub-publish: $(STAMP)
+	$(PY) -m cvae_lib.classroom.hub publish
 
 # The hub in a real browser (tests/test_hub.py, root only): .ci/run's last stage.
 .PHONY: test-hub

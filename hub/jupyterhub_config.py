@@ -63,12 +63,19 @@ c.Authenticator.admin_users = {admin}
 
 # Each student's server: the course release's Python (never the instructor's checkout), run as
 # the student's system user inside a cgroup that caps memory, CPU share and processes. The
-# hooks check the account is one the hub created, copy the notebooks at first login, make the
-# cgroup, and after the server stops, kill whatever the student left running in it.
-c.Spawner.default_url = "/lab"
-# JupyterLab's terminals start a login shell, whose /etc/profile resets PATH: `python` there
-# would not be the course's. A plain shell keeps the server's PATH (the release's venv first).
-c.Spawner.args = ["--ServerApp.terminado_settings=shell_command=/bin/bash"]
+# hooks check the account is one the hub created, make the cgroup, and after the server stops,
+# kill whatever the student left running in it. The server's start page pulls the course with
+# nbgitpuller from the release's git repository into ~/cvae-course (a first copy at the first
+# login, the instructor's later changes merged into the student's copy at every login and every
+# launch button of the book). nbgitpuller's own extension is replaced by cvae_pullguard, which
+# lets a pull link fetch the course and nothing else.
+c.Spawner.args = [
+    # JupyterLab's terminals start a login shell, whose /etc/profile resets PATH: `python` there
+    # would not be the course's. A plain shell keeps the server's PATH (the release's venv first).
+    "--ServerApp.terminado_settings=shell_command=/bin/bash",
+    "--ServerApp.jpserver_extensions=nbgitpuller=False",
+    "--ServerApp.jpserver_extensions=cvae_pullguard=True",
+]
 c.Spawner.pre_spawn_hook = student_spawn
 c.Spawner.post_stop_hook = student_stopped
 c.Spawner.start_timeout = 120  # a cold laptop imports torch and JupyterLab in about 20 s

@@ -4,8 +4,10 @@ Run by ``make test-hub`` (its own stage of ``.ci/run``, after the suite: marked 
 ``make test`` leaves it out). As root it prepares the tiny models once, builds the release
 students run, issues the accounts (an instructor and three students), closes the checkout as
 an instructor would, checks the hub as an unprivileged user, and starts the hub and its proxy
-on 127.0.0.1. Two students then work in their own JupyterLab, while the tests try what a
-hostile student would: claim a name, guess passwords, read the answers, stall the trainings
+on 127.0.0.1. Two students then work in their own JupyterLab; a third opens lesson 04 from the
+book's launch button and gets the instructor's later fix beside her own edit. The tests try
+what a hostile student would: claim a name, guess passwords, read the answers, change the
+course others pull or pull another repository into a classmate's home, stall the trainings
 folder, leave a process behind, and run past the memory and process caps. Everything is
 stopped by process group, by user and by cgroup, and the accounts are removed.
 
@@ -32,7 +34,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import nbformat
 import pytest
 import requests
 from tornado.httpclient import HTTPRequest
@@ -40,13 +44,16 @@ from tornado.websocket import websocket_connect
 
 from browser import (ROOT, SCREENSHOTS, check_generation_widget, chromium_page, free_port,
                      require_browser, screenshot_on_failure, write_lab_settings)
-from cvae_lib.classroom import accounts, limits
-from cvae_lib.classroom.hub import COURSE_FOLDER, OWN_CACHE, PROXY, give_course
+from cvae_lib.classroom import accounts, coursegit, limits
+from cvae_lib.classroom.book import BOOK
+from cvae_lib.classroom.coursegit import COURSE_FOLDER
+from cvae_lib.classroom.hub import OWN_CACHE, PROXY
 
 pytestmark = pytest.mark.hub
 ADMIN = "cvae-teach"
-STUDENTS = ("cvae-ada", "cvae-bea", "cvae-cid")  # cid never logs in: the name others try
-ADA, BEA, CID = STUDENTS
+# cid never logs in: the name others try; dan's first visit is through the book's button.
+STUDENTS = ("cvae-ada", "cvae-bea", "cvae-cid", "cvae-dan")
+ADA, BEA, CID, DAN = STUDENTS
 LAB_TIMEOUT_MS = 180_000
 
 
@@ -206,7 +213,7 @@ def hub(python_reachable) -> Iterator[Hub]:
         issued = _hub_cmd("cvae_lib.classroom.hub", "accounts", env=env).stdout
         passwords = dict(re.findall(r"^(\S+)\t(\S+)$", issued, flags=re.MULTILINE))
         assert sorted(passwords) == sorted([ADMIN, *STUDENTS]), issued
-        for name in (ADA, BEA):
+        for name in (ADA, BEA, DAN):
             settings = Path(pwd.getpwnam(name).pw_dir) / ".jupyter" / "lab" / "user-settings"
             write_lab_settings(settings)
             subprocess.run(["chown", "-R", f"{name}:{name}", str(settings.parents[2])],
@@ -281,7 +288,7 @@ def _open_04_and_move_a_slider(hub: Hub, name: str) -> dict[str, float]:
         page.click("#login_submit")
         page.wait_for_url(re.compile(rf"/user/{name}/lab"), timeout=LAB_TIMEOUT_MS)
         lab = time.monotonic() - start
-        page.goto(f"{hub.url}/user/{name}/lab/tree/04_generation.ipynb")
+        page.goto(f"{hub.url}/user/{name}/lab/tree/{COURSE_FOLDER}/04_generation.ipynb")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=LAB_TIMEOUT_MS)
         # jupyter-resource-usage: the student sees their memory against their cap.
         cap_mb = limits.caps_from_env(hub.env).memory_bytes / 2**20
@@ -315,6 +322,7 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
         assert home.stat().st_mode & 0o777 == 0o700, f"{home} is open to others"
         course = home / COURSE_FOLDER
         assert sorted(p.name for p in course.glob("*.ipynb")) == lessons
+        assert (course / ".git").is_dir(), f"{name}'s copy was not pulled by nbgitpuller"
         assert not (course / "solutions").exists(), "a student got the exercises' solutions"
         assert all(p.stat().st_uid == user.pw_uid for p in course.iterdir())
         own = home / OWN_CACHE
@@ -345,11 +353,101 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
     finally:
         shutil.rmtree(grades, ignore_errors=True)
 
-    mine = homes[ADA] / COURSE_FOLDER / "04_generation.ipynb"
-    mine.write_text(mine.read_text().replace('"cells": [', '"cells": [ ', 1))  # ada's work
-    edited = mine.read_bytes()
-    assert give_course(pwd.getpwnam(ADA), hub.release) == []  # her next login copies nothing
-    assert mine.read_bytes() == edited
+
+def _class_book(hub: Hub, folder: Path) -> Path:
+    """Lesson 04's page of the book built for this hub: the course's config, theme and extension.
+
+    Only what the test needs: the intro and 04, not executed (the launch button does not
+    depend on outputs; executing would take minutes of the machine's two cores).
+    """
+    source = folder / "book"
+    shutil.copytree(BOOK, source, ignore=shutil.ignore_patterns("_build", "lessons"))
+    (source / "lessons").mkdir()
+    shutil.copyfile(ROOT / "notebooks" / "04_generation.ipynb",
+                    source / "lessons" / "04_generation.ipynb")
+    (source / "_toc.yml").write_text(json.dumps(
+        {"format": "jb-book", "root": "intro", "chapters": [{"file": "lessons/04_generation"}]}))
+    config = source / "_config.yml"
+    config.write_text(config.read_text().replace("execute_notebooks: cache",
+                                                 "execute_notebooks: 'off'"))
+    subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(source),
+                    "--path-output", str(folder / "out")], cwd=folder, capture_output=True,
+                   env=dict(hub.env, CVAE_BOOK_HUB_URL=hub.url), check=True)
+    return folder / "out" / "_build" / "html" / "lessons" / "04_generation.html"
+
+
+def _launch(page, name: str, password: str | None):  # noqa: ANN001, ANN202 - playwright Pages
+    """Click the page's launch button; sign in if asked; the JupyterLab tab it opened, on 04."""
+    button = page.locator("a.btn-launch-hub")
+    if not button.is_visible():  # the theme's launch menu is closed: open it
+        page.locator(".dropdown-launch-buttons button.dropdown-toggle").click()
+    with page.context.expect_page(timeout=30_000) as opened:
+        button.click()
+    lab = opened.value
+    if password is not None:
+        lab.wait_for_url(re.compile(r"/hub/login"), timeout=60_000)
+        lab.fill("#username_input", name)
+        lab.fill("#password_input", password)
+        lab.click("#login_submit")
+    lab.wait_for_url(re.compile(rf"/user/{name}/lab/tree/{COURSE_FOLDER}/04_generation.ipynb"),
+                     timeout=LAB_TIMEOUT_MS)
+    lab.locator(".lm-TabBar-tab.lm-mod-current",
+                has_text="04_generation.ipynb").wait_for(timeout=LAB_TIMEOUT_MS)
+    return lab
+
+
+def test_the_books_launch_button_opens_04_in_the_students_own_copy_kept_up_to_date(
+        hub: Hub, tmp_path: Path) -> None:
+    start = time.monotonic()
+    page_04 = _class_book(hub, tmp_path)
+    built = time.monotonic() - start
+    mine = hub.home(DAN) / COURSE_FOLDER / "04_generation.ipynb"
+    note, fix = "# a note of dan", "Fixed by your instructor after the first class."
+    with chromium_page() as page, screenshot_on_failure(page, "hub-launch"):
+        page.goto(page_04.as_uri())
+        start = time.monotonic()
+        lab = _launch(page, DAN, hub.passwords[DAN])
+        first = time.monotonic() - start
+        assert mine.is_file() and mine.stat().st_uid == pwd.getpwnam(DAN).pw_uid
+        with screenshot_on_failure(lab, "hub-launch-lab"):
+            code = lab.locator(".jp-Notebook .jp-CodeCell .cm-content").nth(3)
+            code.click()
+            lab.keyboard.press("Control+Home")
+            lab.keyboard.type(note)
+            lab.keyboard.press("Enter")
+            lab.keyboard.press("Control+s")
+            _wait_for(lambda: note in mine.read_text(), 60, "dan's save")
+        lab.close()  # nothing of his left open to save over the pull
+
+        lessons = _lessons_with_a_fix(tmp_path / "lessons", fix)
+        published = _hub_cmd("cvae_lib.classroom.hub", "publish", "--notebooks", str(lessons),
+                             env=hub.env)
+        assert "Published" in published.stdout, published.stdout
+
+        start = time.monotonic()
+        lab = _launch(page, DAN, None)  # signed in already: the click pulls, then opens 04
+        again = time.monotonic() - start
+        with screenshot_on_failure(lab, "hub-launch-again"):
+            lab.locator(".jp-MarkdownCell", has_text=fix).first.wait_for(timeout=60_000)
+            lab.locator(".jp-CodeCell .cm-content", has_text=note).first.wait_for(timeout=60_000)
+    text = mine.read_text()
+    assert note in text and fix in text
+    print(f"launch button: class book (04 only, not executed) built in {built:.1f} s; 04 open "
+          f"in {DAN}'s JupyterLab {first:.1f} s after the click (sign-in and first pull), "
+          f"{again:.1f} s after the second click (pull with merge)")
+
+
+def _lessons_with_a_fix(folder: Path, fix: str) -> Path:
+    """The student notebooks, with ``fix`` added to 04's first markdown cell, as an instructor
+    would change them in the checkout."""
+    folder.mkdir()
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        shutil.copyfile(path, folder / path.name)
+    lesson = folder / "04_generation.ipynb"
+    notebook = nbformat.read(lesson, as_version=4)
+    notebook.cells[0].source += f"\n\n{fix}"
+    nbformat.write(notebook, lesson)
+    return folder
 
 
 def test_nobody_logs_in_under_a_name_that_is_not_theirs(hub: Hub) -> None:
@@ -405,6 +503,83 @@ def test_students_cannot_read_the_answers_and_check_says_when_they_could(hub: Hu
     finally:
         venv.chmod(0o755)
     assert closed.returncode == 1 and "a student's server cannot start" in closed.stderr
+
+    refs = coursegit.repo_path(hub.release) / "refs" / "heads"
+    refs.chmod(0o777)  # anyone could move the course's branch
+    try:
+        opened = _hub_cmd("cvae_lib.classroom.hub", "check", env=hub.env, check=False)
+    finally:
+        refs.chmod(0o755)
+    assert opened.returncode == 1 and f"a student can change {refs}" in opened.stderr
+
+
+EVIL = """
+import os, subprocess, sys
+folder = sys.argv[1]
+os.makedirs(folder)
+open(os.path.join(folder, "00-mine.py"), "w").write("open('/tmp/cvae-owned', 'w')")
+env = dict(os.environ, GIT_DIR=os.path.join(folder, ".git"), GIT_WORK_TREE=folder)
+for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "x"]):
+    subprocess.run(["git", "-c", "user.name=a", "-c", "user.email=a@b", *step], env=env,
+                   check=True)
+"""
+
+
+def test_a_student_can_neither_change_the_course_nor_pull_another_into_a_classmates_home(
+        hub: Hub) -> None:
+    repo, ada_course = coursegit.repo_path(hub.release), hub.home(ADA) / COURSE_FOLDER
+    student_git = {"HOME": str(hub.home(ADA)), "PATH": "/usr/bin:/bin",
+                   **coursegit.student_env(hub.release)}
+    head = subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "main"],
+                          capture_output=True, text=True, check=True).stdout
+    pushed = subprocess.run(["git", "-C", str(ada_course), "push", "--force", "origin",
+                             "HEAD:main"], capture_output=True, text=True, env=student_git,
+                            cwd="/", **_as(ADA))
+    assert pushed.returncode != 0, pushed.stdout
+    planted = subprocess.run(["touch", str(repo / "objects" / "ada"), str(repo / "hooks" / "x")],
+                             capture_output=True, text=True, cwd="/", **_as(ADA))
+    assert planted.returncode != 0 and not (repo / "objects" / "ada").exists()
+    assert subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "main"],
+                          capture_output=True, text=True).stdout == head
+
+    # ada's own repository, readable by all, and pull links for bea's server made of it.
+    evil = Path(tempfile.mkdtemp(prefix="cvae-ada-")) / "repo"
+    evil.parent.chmod(0o755)
+    shutil.chown(evil.parent, ADA, ADA)
+    subprocess.run([str(hub.release / "venv" / "bin" / "python"), "-c", EVIL, str(evil)],
+                   check=True, cwd="/",
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(hub.home(ADA))}, **_as(ADA))
+    try:
+        _server_running(hub, BEA)
+        made = hub.api("POST", f"/users/{BEA}/tokens", json={"note": "bea opens ada's links"})
+        made.raise_for_status()
+        as_bea = {"Authorization": f"token {made.json()['token']}"}
+        course = _query_of(coursegit.pull_path(hub.release))
+        startup = ".ipython/profile_default/startup"
+        links = [{**course, "repo": evil.as_uri(), "targetpath": startup},
+                 {**course, "repo": evil.as_uri()}, {**course, "targetpath": startup},
+                 {**course, "urlpath": "lab/tree/cvae-course/<img src=x onerror=alert(1)>"},
+                 {**course, "backup": "true"}]
+        own = requests.get(f"{hub.url}/user/{BEA}/git-pull", params=course, headers=as_bea,
+                           timeout=60)
+        assert own.status_code == 200, "the guard refuses the course's own link"
+        for query in links:
+            for path in ("git-pull", "git-pull/api"):
+                reply = requests.get(f"{hub.url}/user/{BEA}/{path}", params=query,
+                                     headers=as_bea, timeout=60)
+                assert reply.status_code == 403, (path, query, reply.status_code)
+        assert not list(hub.home(BEA).rglob("00-mine.py")) and not Path("/tmp/cvae-owned").exists()
+        made = hub.api("POST", f"/users/{ADA}/tokens", json={"note": "ada's own"})
+        reply = requests.get(f"{hub.url}/user/{BEA}/git-pull/api", params=course, timeout=60,
+                             headers={"Authorization": f"token {made.json()['token']}"})
+        assert reply.status_code == 403, "ada reached bea's server"
+    finally:
+        shutil.rmtree(evil.parent, ignore_errors=True)
+
+
+def _query_of(path: str) -> dict[str, str]:
+    """The parameters of a pull path, one value each."""
+    return {key: values[0] for key, values in parse_qs(urlsplit(path).query).items()}
 
 
 def _server_running(hub: Hub, name: str) -> None:

@@ -49,7 +49,7 @@ exercises, slides = MODULES["classroom.exercises"], MODULES["classroom.slides"]
 grading, book = MODULES["classroom.grading.grade"], MODULES["classroom.book"]
 hub, accounts = MODULES["classroom.hub"], MODULES["classroom.accounts"]
 metrics = MODULES["metrics"]
-limits = MODULES["classroom.limits"]
+limits, release = MODULES["classroom.limits"], MODULES["classroom.release"]
 
 MODEL = models.CVAE(latent_dim=4).eval()
 X = torch.rand(3, 784)
@@ -85,6 +85,8 @@ NO_INPUT = {
     "classroom.hub.missing_models", "classroom.hub.problems", "classroom.hub.state_dir",
     "classroom.hub.homes_dir", "classroom.hub.admin_name", "classroom.hub.secrets",
     "classroom.hub.probe_as_student",  # any folder: what a student's Python found, or why not
+    "classroom.hub.solution_files", "classroom.hub.unwritable",
+    "classroom.coursegit.repo_problems",  # names what is wrong with any folder instead of raising
     "classroom.accounts.first_password", "classroom.limits.problems",
     "classroom.limits.processes", "classroom.limits.stop_group",  # no group: nothing to do
     "classroom.limits.Caps", "classroom.release.release_dir",
@@ -116,16 +118,20 @@ INSIDE = {
     "checks.probes.wrong_input_size",
     # Sphinx's hooks of the book's extension, called by Sphinx with its own objects.
     "classroom.book.setup", "classroom.book.copy_mathjax", "classroom.book.widget_pictures",
-    "classroom.book.short_tracebacks",
+    "classroom.book.short_tracebacks", "classroom.launch.setup",
+    "classroom.launch.add_launch_button",
     "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
     # JupyterHub's pre-spawn hook and what it calls with the user ensure_student returned.
-    "classroom.hub.student_spawn", "classroom.hub.give_course", "classroom.hub.student_env",
+    "classroom.hub.student_spawn", "classroom.hub.student_env",
     "classroom.hub.student_stopped",
     # The hub's parts, called by its main or its hooks with the checked roster and folders.
     "classroom.accounts.db_url", "classroom.accounts.created", "classroom.accounts.issued",
     "classroom.accounts.issue", "classroom.limits.group_name", "classroom.limits.create_group",
     "classroom.limits.wrap", "classroom.limits.usage", "classroom.release.release_python",
-    "classroom.release.build_release",
+    "classroom.release.build_release", "classroom.coursegit.publish",
+    "classroom.coursegit.repo_path", "classroom.coursegit.repo_url",
+    "classroom.coursegit.pull_path", "classroom.coursegit.launch_link",
+    "classroom.coursegit.student_env",
     # The grader's parts: grading.main (tested below and in tests/test_grading.py) checks the
     # folder, the exercise and the limits, then calls these with checked values.
     "classroom.grading.grade.build_parser", "classroom.grading.grade.grade_file",
@@ -218,6 +224,8 @@ BAD_CALLS = [
     case("classroom.limits.caps_from_env",
          lambda: limits.caps_from_env({"CVAE_HUB_PROCESSES": "-1"}), ValueError),
     case("classroom.hub.main", lambda: hub.main(["serve"]), SystemExit),
+    case("classroom.release.publish_notebooks",
+         lambda: release.publish_notebooks(release=NOWHERE), FileNotFoundError),
     case("infra.storage.find_cached", lambda: storage.find_cached(None), TypeError),
     case("infra.storage.check_writable", lambda: storage.check_writable(Path(__file__)),
          NotADirectoryError),

@@ -29,6 +29,8 @@ from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset
 
+from cvae_lib.classroom.launch import HUB_URL_VARIABLE
+
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 LESSONS = BOOK / "lessons"
@@ -78,13 +80,17 @@ def html_dir(fast: bool = False, solutions: bool = False) -> Path:
     return output_root(fast, solutions) / "_build" / "html"
 
 
-def build(fast: bool = False, solutions: bool = False) -> Path:
-    """Stage and build the book; return the folder holding its ``index.html``."""
+def build(fast: bool = False, solutions: bool = False, hub_url: str = "") -> Path:
+    """Stage and build the book; return the folder holding its ``index.html``.
+
+    With ``hub_url``, every lesson page gets a button that opens it on that class hub
+    (``cvae_lib.classroom.launch``).
+    """
     stage_lessons(solutions)
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     subprocess.run([str(jupyter_book), "build", str(BOOK),
                     "--path-output", str(output_root(fast, solutions))],
-                   env=build_env(fast), check=True)
+                   env={**build_env(fast), HUB_URL_VARIABLE: hub_url}, check=True)
     return html_dir(fast, solutions)
 
 
@@ -162,6 +168,7 @@ def setup(app: Sphinx) -> dict[str, bool]:
     app.connect("doctree-read", widget_pictures, priority=400)  # before images are collected
     app.connect("doctree-read", short_tracebacks)
     app.connect("build-finished", copy_mathjax)
+    app.setup_extension("cvae_lib.classroom.launch")  # a class hub's launch buttons
     return {"parallel_read_safe": False, "parallel_write_safe": True, "env_version": 1}
 
 
@@ -173,8 +180,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the notebooks' fast mode (tiny models, as the tests do)")
     parser.add_argument("--solutions", action="store_true",
                         help="instructor's build: exercises 05-07 with their solutions")
+    parser.add_argument("--hub-url", default="", metavar="URL",
+                        help="the class hub (e.g. https://hub.example.edu): every lesson page "
+                             "gets a button that opens it there (CVAE_HUB_RELEASE names the "
+                             "release the hub serves)")
     args = parser.parse_args(argv)
-    html = build(fast=args.fast, solutions=args.solutions)
+    html = build(fast=args.fast, solutions=args.solutions, hub_url=args.hub_url)
     print(f"The book is in {html}: open {html / 'index.html'}, or preview it with\n"
           f"  python -m http.server --bind 127.0.0.1 --directory {html} 8000")
     return 0

@@ -4,11 +4,13 @@ Introduced in the book's hub guide (``make hub``). Before the hub starts, the in
 the release students run (``release``: see ``cvae_lib.classroom.release``) and issues the
 accounts (``accounts``: see ``cvae_lib.classroom.accounts``); ``check`` then tries, as an
 unprivileged user, what a student could do, and refuses to go on if the solutions or the hub's
-state are readable or a student's server cannot start. ``hub/jupyterhub_config.py`` calls
-``student_spawn`` before each student's server starts (their account must be one the hub
-created; their own copy of the notebooks; the shared models read-only; a cgroup with the caps
+state are readable, the course repository holds a solution or is writable, or a student's
+server cannot start. ``hub/jupyterhub_config.py`` calls ``student_spawn`` before each
+student's server starts (their account must be one the hub created; the shared models
+read-only; what their server needs to pull the course with nbgitpuller; a cgroup with the caps
 of ``cvae_lib.classroom.limits``) and ``student_stopped`` after it stops (every process in the
-student's cgroup is killed).
+student's cgroup is killed). ``publish`` commits the instructor's changed lessons to the
+release's course repository: students get them at their next login or launch button.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ from pathlib import Path
 
 from cvae_lib.checkpoints import cache_path
 from cvae_lib.classifier import classifier_path
-from cvae_lib.classroom import accounts, limits
+from cvae_lib.classroom import accounts, coursegit, limits
+from cvae_lib.classroom.release import (REPO, build_release, publish_notebooks, release_dir,
+                                        release_python)
 from cvae_lib.course import COURSE_CONFIGS, course_config
-from cvae_lib.classroom.release import REPO, build_release, release_dir, release_python
 from cvae_lib.data import FILES, raw_dir
 from cvae_lib.infra.mapped import float_images_path
 from cvae_lib.infra.trainings import check_registry
 
 PROXY = REPO / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
-COURSE_FOLDER = "cvae-course"  # the student's copy of the notebooks, in their home
 OWN_CACHE = ".cache/cvae-course"  # what the student trains, in their home
 STUDENT_ID = 65534  # 'nobody': who `check` acts as, a user with no rights of its own
 
@@ -52,35 +54,6 @@ def admin_name() -> str:
     return os.environ.get("CVAE_HUB_ADMIN", "instructor")
 
 
-# Run as the student, so that their files are written with their rights alone: a symlink they
-# planted in their home cannot make the hub (root) write or chown anywhere else.
-COPY_AS_STUDENT = """
-import os, shutil, sys
-from pathlib import Path
-folder = Path(sys.argv[1])
-folder.mkdir(exist_ok=True)
-for source in map(Path, sys.argv[2:]):
-    target = folder / source.name
-    if not os.path.lexists(target):
-        shutil.copyfile(source, target)
-        target.chmod(0o600)
-        print(target)
-"""
-
-
-def give_course(user: pwd.struct_passwd, release: Path) -> list[Path]:
-    """Copy the release's notebooks the student lacks into their course folder; never overwrite."""
-    sources = [str(p) for p in sorted((release / "notebooks").glob("*.ipynb"))]
-    done = subprocess.run([str(release_python(release)), "-c", COPY_AS_STUDENT,
-                           str(Path(user.pw_dir) / COURSE_FOLDER), *sources],
-                          user=user.pw_uid, group=user.pw_gid, extra_groups=[], cwd="/",
-                          env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"could not copy the course into {user.pw_dir}/{COURSE_FOLDER} as "
-                           f"{user.pw_name}: {done.stderr.strip().splitlines()[-1:]}")
-    return [Path(line) for line in done.stdout.splitlines()]
-
-
 def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
     """The course's settings for one student's server: shared models read-only, own cache.
 
@@ -94,21 +67,25 @@ def student_env(user: pwd.struct_passwd, release: Path) -> dict[str, str]:
             "CVAE_TRAININGS_DIR": str(check_registry(release / "trainings")),
             "OMP_WAIT_POLICY": "PASSIVE",
             "PATH": f"{release_python(release).parent}:/usr/local/bin:/usr/bin:/bin",
+            **coursegit.student_env(release),
             **{key: os.environ[key] for key in ("CVAE_FAST",) if key in os.environ}}
 
 
 def student_spawn(spawner: object) -> None:
-    """JupyterHub's ``pre_spawn_hook``: the student's checked account, notebooks, caps, env."""
+    """JupyterHub's ``pre_spawn_hook``: the student's checked account, caps and environment.
+
+    The server's start page pulls the course into their home (``coursegit.pull_path``).
+    """
     name, release = spawner.user.name, release_dir()
     user = accounts.own_user(name, state_dir(), homes_dir())
-    give_course(user, release)
     caps = limits.caps_from_env()
     limits.create_group(name, grp.getgrgid(user.pw_gid).gr_name, caps)
     spawner.cmd = limits.wrap(name, [str(release_python(release)), "-m",
                                      "jupyterhub.singleuser"])
     spawner.mem_limit = caps.memory_bytes  # MEM_LIMIT: jupyter-resource-usage shows what is left
     spawner.environment.update(student_env(user, release))
-    spawner.notebook_dir = str(Path(user.pw_dir) / COURSE_FOLDER)
+    spawner.notebook_dir = user.pw_dir  # nbgitpuller pulls into the course folder inside it
+    spawner.default_url = f"/{coursegit.pull_path(release)}"
 
 
 def student_stopped(spawner: object) -> None:
@@ -131,38 +108,61 @@ def missing_models(cache: Path, data: Path) -> list[str]:
     return missing
 
 
+def solution_files() -> list[Path]:
+    """The exercises' solutions in the instructor's checkout."""
+    return sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
+
+
 def secrets() -> list[Path]:
     """What no student may read: the checkout (solutions, grades, history) and the hub's state."""
     state = state_dir()
     found = [REPO, REPO / ".git" / "HEAD", state]
-    found += sorted((REPO / "notebooks" / "solutions").glob("*.ipynb"))
+    found += solution_files()
     found += sorted(p for p in state.glob("*") if p.is_file()) if state.is_dir() else []
     return found
 
 
+def unwritable(release: Path) -> list[Path]:
+    """What no student may change: the release, the folders above it, the course repository."""
+    above = [p for p in Path(release).resolve().parents if not p.stat().st_mode & 0o1000]
+    return [Path(release), *above, *sorted(coursegit.repo_path(release).rglob("*"))]
+
+
 # Run as an unprivileged user with a student's environment: the imports a server and a kernel
-# make, where the course package comes from, and which of the given paths it could read.
+# make, where the course package comes from, which secrets it could read, which of the
+# release's paths it could change, and whether its git can read the course repository.
 PROBE = """
-import json, os, sys
-import ipykernel, jupyter_resource_usage, jupyterhub.singleuser.app, jupyterlab, torch
+import json, os, subprocess, sys
+import ipykernel, jupyter_resource_usage, jupyterhub.singleuser.app, jupyterlab, nbgitpuller
+import torch
 import cvae_lib
+import cvae_pullguard
+asked = json.loads(sys.argv[1])
 readable = []
-for path in sys.argv[1:]:
+for path in asked["secrets"]:
     try:
         os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
     except OSError:
         continue
     readable.append(path)
-print(json.dumps({"course": cvae_lib.__file__, "readable": readable}))
+writable = [path for path in asked["unwritable"] if os.access(path, os.W_OK)]
+heads = subprocess.run(["git", "ls-remote", "--heads", "--", asked["repo"]],
+                       capture_output=True, text=True)
+print(json.dumps({"course": cvae_lib.__file__, "readable": readable, "writable": writable,
+                  "pulls": heads.returncode == 0 and bool(heads.stdout.strip()),
+                  "git": heads.stderr.strip()[-300:]}))
 """
 
 
 def probe_as_student(release: Path) -> tuple[dict | None, str]:
     """What an unprivileged user sees with a student's Python: (findings, error output)."""
     python = release_python(release)
-    env = {"HOME": "/", "PATH": f"{python.parent}:/usr/bin:/bin", "CVAE_OFFLINE": "1"}
+    env = {"HOME": "/", "PATH": f"{python.parent}:/usr/bin:/bin", "CVAE_OFFLINE": "1",
+           **coursegit.student_env(release)}
+    asked = {"secrets": list(map(str, secrets())), "repo": coursegit.repo_url(release),
+             "unwritable": list(map(str, unwritable(release)))}
     try:
-        done = subprocess.run([str(python), "-c", PROBE, *map(str, secrets())], cwd="/",
+        done = subprocess.run([str(python), "-c", PROBE, json.dumps(asked)], cwd="/",
                               env=env, user=STUDENT_ID, group=STUDENT_ID, extra_groups=[],
                               capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError) as err:
@@ -191,6 +191,14 @@ def _student_problems(release: Path) -> list[str]:
                         f"grades and the hub's state must stay private. Close the checkout "
                         f"(`chmod 700 {REPO}`) and keep CVAE_HUB_STATE inside it or in another "
                         f"private folder; students run the release in {release}")
+    if found["writable"]:
+        problems.append(f"a student can change {', '.join(found['writable'][:5])}: they could "
+                        f"rewrite the course others pull. The release and the folders above it "
+                        f"must be root's and not writable by others (rebuild it with `hub "
+                        f"release`)")
+    if not found["pulls"]:
+        problems.append(f"a student's git cannot read the course repository "
+                        f"{coursegit.repo_url(release)} ({found['git']}): rebuild the release")
     return problems
 
 
@@ -206,6 +214,7 @@ def problems() -> list[str]:
     if not release_python(release).is_file():
         return [*found, f"no course release in {release}: run `python -m "
                         f"cvae_lib.classroom.hub release` (`make hub` does)"]
+    found += coursegit.repo_problems(release, solution_files())
     missing = missing_models(release / "cache", release / "data")
     if missing:
         found.append(f"the release {release} lacks {', '.join(missing)}: run `make prepare` "
@@ -218,15 +227,21 @@ def problems() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``release``, ``accounts`` or ``check`` (exit 1, naming each problem, if it is unsafe)."""
+    """``release``, ``publish``, ``accounts`` or ``check`` (exit 1, naming each problem)."""
     parser = argparse.ArgumentParser(prog="python -m cvae_lib.classroom.hub",
                                      description=main.__doc__)
-    parser.add_argument("command", choices=["release", "accounts", "check"])
+    parser.add_argument("command", choices=["release", "publish", "accounts", "check"])
     parser.add_argument("--reissue", nargs="+", default=[], metavar="NAME",
                         help="accounts: give these people a new first password")
+    parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks",
+                        help="publish: the folder of student notebooks (default: notebooks/)")
     args = parser.parse_args(argv)
     if args.command == "release":
-        print(f"Course release built in {build_release()}: students run it, read-only.")
+        print(f"Course release built in {build_release()}: students run it, read-only, and "
+              f"pull the lessons from {coursegit.repo_path(release_dir())}.")
+        return 0
+    if args.command == "publish":
+        print(publish_notebooks(args.notebooks))
         return 0
     if args.command == "accounts":
         names = accounts.roster(os.environ.get("CVAE_HUB_STUDENTS", ""))
@@ -241,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     for problem in found:
         print(f"error: {problem}", file=sys.stderr)
     if not found:
-        print(f"Ready: the release in {release_dir()} is read-only to students, who cannot read "
-              f"the solutions or the hub's state; caps per student: "
+        print(f"Ready: the release in {release_dir()} is read-only to students, who pull the "
+              f"course from it and cannot read the solutions or the hub's state; caps per "
+              f"student: "
               f"{limits.caps_from_env().describe()}.")
     return 1 if found else 0
 

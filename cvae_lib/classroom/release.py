@@ -8,7 +8,9 @@ everything a student's server reads, owned by root and read-only to students:
 - ``venv/``: the instructor's Python environment with the course package *installed* (not
   editable, so nothing points back into the checkout). Its files are hard links to the
   instructor's venv where both are on one disk: built in seconds, no second 5 GB copy.
-- ``notebooks/``: the lessons' student copies (never ``notebooks/solutions/``).
+- ``course.git``: the lessons' student copies (never ``notebooks/solutions/``) as a git
+  repository, which each student's server pulls with nbgitpuller (``coursegit``). A rebuild
+  keeps its history and adds a commit, so students' copies merge what changed.
 - ``cache/`` and ``data/``: the models ``make prepare`` trained and MNIST, shared by everyone.
 - ``trainings/``: the folder where every student's training registers, made by root.
 """
@@ -21,11 +23,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cvae_lib.classroom import coursegit
 from cvae_lib.data import data_dir, raw_dir
 from cvae_lib.infra.storage import cache_dir, publish_folder, staging_folder
 from cvae_lib.infra.trainings import make_registry
 
 REPO = Path(__file__).resolve().parents[2]
+# nbgitpuller behind a guard that lets a student's server pull the course and nothing else.
+PULL_GUARD = REPO / "hub" / "cvae_pullguard.py"
 # The editable install of the course in the instructor's venv: the release installs it instead.
 EDITABLE = ("__editable__", "cvae_course-")
 
@@ -70,6 +75,7 @@ def _venv(target: Path) -> None:
                     "--no-deps", "--no-build-isolation", "--no-index", str(source)],
                    check=True, capture_output=True, text=True, cwd=target)
     shutil.rmtree(source)
+    shutil.copyfile(PULL_GUARD, target / packages / PULL_GUARD.name)
 
 
 def _copy_files(source: Path, target: Path, pattern: str = "*") -> None:
@@ -88,12 +94,16 @@ def build_release(release: Path | None = None) -> Path:
     staging = staging_folder(release)
     try:
         _venv(staging / "venv")
-        _copy_files(REPO / "notebooks", staging / "notebooks", "*.ipynb")
+        old = coursegit.repo_path(release)
+        if old.is_dir():  # the history students' copies already hold
+            shutil.copytree(old, coursegit.repo_path(staging), symlinks=True)
+        coursegit.publish(REPO / "notebooks", staging, served_at=release)
         _copy_files(cache_dir(), staging / "cache")
         _copy_files(raw_dir(data_dir()), raw_dir(staging / "data"))
         # Root's and read-only to students; the venv keeps its owner (its files are the
         # instructor's own, hard-linked), and only gains read rights for everyone.
-        ours = [str(staging / part) for part in ("notebooks", "cache", "data")]
+        ours = [str(staging / part)
+                for part in (coursegit.REPO_NAME, coursegit.GITCONFIG, "cache", "data")]
         subprocess.run(["chown", "-R", "0:0", *ours], check=True)
         subprocess.run(["chmod", "-R", "u+rwX,go+rX,go-w", str(staging)], check=True)
         make_registry(staging / "trainings", shared=True)  # before any student runs
@@ -101,3 +111,15 @@ def build_release(release: Path | None = None) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return publish_folder(staging, release)
+
+
+def publish_notebooks(notebooks: Path = REPO / "notebooks", release: Path | None = None) -> str:
+    """Commit changed lessons to the served release (no rebuild); what students will pull."""
+    release = Path(release or release_dir())
+    if not coursegit.repo_path(release).is_dir():
+        raise FileNotFoundError(f"no course release in {release}: build it first with "
+                                f"`python -m cvae_lib.classroom.hub release`")
+    commit = coursegit.publish(notebooks, release)
+    return (f"Published {commit[:12]} in {coursegit.repo_path(release)}: students get it at "
+            f"their next login or launch button." if commit else
+            "The notebooks have not changed since the last release: nothing to publish.")
