@@ -32,10 +32,10 @@ from cvae_lib import classifier as classifier_module  # noqa: E402
 from cvae_lib.__main__ import main as cli  # noqa: E402
 from cvae_lib.data import load_mnist  # noqa: E402
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,  # noqa: E402
-                               diversity_ratio, feature_diversity,
-                               importance_weighted_bound, kl_per_dimension,
-                               label_leakage, posterior_params)
+                               kl_per_dimension, label_leakage, posterior_params)
 from cvae_lib.infra.runtime import seed_everything  # noqa: E402
+from cvae_lib.metrics import (diversity_ratio, feature_diversity,  # noqa: E402
+                              importance_weighted_bound)
 from cvae_lib.training import TrainConfig, train  # noqa: E402
 from tests.learned import (BOUNDS, CLASSIFIER_RECIPE, COLLAPSE_BETA, CPU_GAP,  # noqa: E402
                            EVAL_IMAGES, EVAL_RECIPE, TRAIN_RECIPE, WIDGET_RECIPE, blinded,
