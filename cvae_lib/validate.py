@@ -62,7 +62,10 @@ def finite_number(value: object, name: str, low: float = 0.0) -> float:
 def instance_of(value: T, kind: type, name: str, hint: str = "") -> T:
     """Return ``value`` if it is a ``kind``, else raise a TypeError naming both (and ``hint``)."""
     if not isinstance(value, kind):
-        raise TypeError(f"{name} must be a {kind.__name__}, not {type(value).__name__}"
+        package = kind.__module__.split(".")[0]  # torch.Tensor, but TrainConfig
+        wanted = kind.__name__ if package in ("builtins", "cvae_lib") else \
+            f"{package}.{kind.__name__}"
+        raise TypeError(f"{name} must be a {wanted}, not {type(value).__name__}"
                         + (f" ({hint})" if hint else ""))
     return value
 
