@@ -17,32 +17,12 @@ import torch
 
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import pick_device
-from cvae_lib.infra.storage import (atomic_write, cache_dir, check_writable, exclusive,
-                                    find_cached)
+from cvae_lib.infra.storage import (CheckpointError, cache_dir, check_writable, exclusive,
+                                    find_cached, read_payload, write_or_warn, write_payload)
 from cvae_lib.training import History, TrainConfig, train
 from cvae_lib.validate import finite_weights, instance_of
 
 CHECKPOINT_VERSION = 2
-
-
-class CheckpointError(ValueError):
-    """A file that is not a usable cvae_lib checkpoint."""
-
-
-def write_payload(path: Path, payload: dict) -> Path:
-    """Write a checkpoint's dict of tensors and plain values to ``path`` atomically."""
-    return atomic_write(path, lambda f: torch.save(payload, f))
-
-
-def write_or_warn(path: Path, payload: dict, what: str) -> bool:
-    """``write_payload``; if that fails, warn with where and why, and keep going."""
-    try:
-        write_payload(path, payload)
-        return True
-    except OSError as err:
-        warnings.warn(f"could not save {what} to {path} ({err.strerror or err}); it is still "
-                      f"returned, but it will be trained again next time", stacklevel=3)
-        return False
 
 
 def _payload(model: CVAE, config: TrainConfig, history: History | None) -> dict:
@@ -63,25 +43,9 @@ REPAIR = ("Load a model.pt written by `python -m cvae_lib train`; if this is a d
           "checkpoint of yours or of the model cache, delete it and train again.")
 
 
-def read_payload(path: Path, version: int, repair: str = REPAIR) -> dict:
-    """The checkpoint dict of ``version`` at ``path``, read without running any code in it.
-
-    Anything else is a CheckpointError that ends with ``repair``: what to do about it.
-    """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch's own message suggests loading untrusted code: not shown
-        raise CheckpointError(f"{path} is not a readable checkpoint (torch.load refused it "
-                              f"safely: {type(err).__name__}). {repair}") from err
-    if not isinstance(payload, dict) or payload.get("version") != version:
-        raise CheckpointError(f"{path} is not a cvae_lib checkpoint of version {version}. "
-                              f"{repair}")
-    return payload
-
-
 def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
     """Rebuild model, config and history from the file, or raise CheckpointError."""
-    payload = read_payload(path, CHECKPOINT_VERSION)
+    payload = read_payload(path, CHECKPOINT_VERSION, REPAIR)
     try:
         config = TrainConfig(**payload["config"])
         model = config.build_model()

@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from cvae_lib.checkpoints import CheckpointError, read_payload, write_or_warn
 from cvae_lib.data import load_mnist
 from cvae_lib.infra.runtime import fast_mode, pick_device
-from cvae_lib.infra.storage import cache_dir, find_cached
+from cvae_lib.infra.storage import (CheckpointError, cache_dir, find_cached, read_payload,
+                                    write_or_warn)
 from cvae_lib.infra.trainings import shares_cores
-from cvae_lib.training import shuffled_batches
 from cvae_lib.validate import as_images, finite_weights, instance_of
 
 CLASSIFIER_VERSION = 1
@@ -80,7 +79,7 @@ def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = Non
     use_bf16 = bf16_is_fast(device)
     model.train()
     for _ in tqdm(range(num_epochs), desc="classifier", unit="epoch", disable=not progress):
-        for idx in shuffled_batches(len(x), BATCH_SIZE, generator, device):
+        for idx in torch.randperm(len(x), generator=generator).to(device).split(BATCH_SIZE):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(x[idx])
             loss = F.cross_entropy(logits.float(), labels[idx])

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from cvae_lib.classifier import predict
 from cvae_lib.generation import samples_per_class
 from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.losses import kl_divergence, reconstruction_loss
@@ -148,8 +149,6 @@ def conditional_accuracy(model: CVAE, classifier: torch.nn.Module, n_per_class: 
     Returns ``{"overall": share, "per_label": {digit: share}}``.
     """
     check_digit_model(model, n_per_class)
-    # Imported here: the classifier trains through cvae_lib.training, which imports this module.
-    from cvae_lib.classifier import predict
     images = samples_per_class(model, n_per_class, temperature=temperature, seed=seed)
     labels = torch.arange(10).repeat_interleave(n_per_class)
     hits = (predict(classifier, images) == labels).float()

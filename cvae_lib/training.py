@@ -142,12 +142,6 @@ def training_step(model: CVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor
     return torch.stack((terms.recon, terms.kl)).detach()
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator,
-                     device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The indices of one epoch: a random permutation of ``range(n)`` cut into batches."""
-    return torch.randperm(n, generator=generator).to(device).split(batch_size)
-
-
 def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
                     y_onehot: torch.Tensor, config: TrainConfig, step: int,
                     generator: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -155,7 +149,7 @@ def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x:
     warmup_steps = round(config.warmup_epochs * math.ceil(len(x) / config.batch_size))
     sums = torch.zeros(2, device=x.device)
     model.train()
-    for idx in shuffled_batches(len(x), config.batch_size, generator, x.device):
+    for idx in torch.randperm(len(x), generator=generator).to(x.device).split(config.batch_size):
         sums += training_step(model, optimizer, x.index_select(0, idx),
                               y_onehot.index_select(0, idx),
                               kl_weight(step, warmup_steps, config.beta))

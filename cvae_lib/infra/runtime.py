@@ -53,10 +53,10 @@ def seed_everything(seed: int) -> None:
 
 def setup_notebook(seed: int = 0) -> torch.device:
     """Seed everything, pick the device and print what the notebook runs on."""
-    # Imported here: validate reads cvae_lib.data, which reads this module's switches.
-    from cvae_lib.validate import MAX_SEED, integer
-
-    seed_everything(integer(seed, "seed", MAX_SEED, minimum=0))
+    # Checked here, not with cvae_lib.validate: infra stands below the modules that import it.
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
+    seed_everything(seed)
     device = pick_device()
     mode = "FAST (tiny models, for tests)" if fast_mode() else "full"
     print(f"cvae_lib {importlib.metadata.version('cvae-course')} | torch {torch.__version__} | "
