@@ -164,6 +164,24 @@ def test_a_door_refuses_a_bad_value_before_any_work_and_says_what_to_give(
     assert says in str(raised.value)
 
 
+def test_render_takes_numpy_and_torch_integers():
+    model = CVAE(latent_dim=4).eval()
+    z = torch.zeros(4)
+    pictures = {widgets.render(model, label, z) for label in (3, np.int64(3), torch.tensor(3))}
+    assert len(pictures) == 1 and next(iter(pictures)).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("labels", [{1: 2}, {1, 2}, "12"])
+def test_generate_refuses_dicts_sets_and_strings(labels):
+    with pytest.raises(TypeError):
+        CVAE(latent_dim=4).generate(labels)
+
+
+def test_generate_refuses_complex_z():
+    with pytest.raises(TypeError):
+        CVAE(latent_dim=4).generate([1], z=torch.ones(1, 4, dtype=torch.complex64))
+
+
 # The command line: every bad value is one line on stderr and a non-zero exit, before any data
 # is read (the fixture above) and before the output folder is touched.
 BAD_OPTIONS = [
