@@ -4,6 +4,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Three installs, each on top of the one before: what a student needs for the lessons (`make lab`,
+# `make demo`), the instructor's classroom tools (hub, book, presenter, slides, grader), and the
+# test tools (`make test`, which tests the classroom tools too).
+LESSONS := $(VENV)/.installed-lessons
+CLASSROOM := $(VENV)/.installed-classroom
 STAMP := $(VENV)/.installed
 # JupyterLab settings that switch off its news and update pop-up (it covers widgets).
 OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -11,14 +16,22 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test lab slides prepare present system-tools student-copies clean
 
-$(STAMP): pyproject.toml
+$(LESSONS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch and torchvision first, as a matching pair, so no resolver picks another build.
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install --quiet -e .
+	touch $@
 
-$(OVERRIDES): $(STAMP)
+$(CLASSROOM): $(LESSONS)
+	$(PY) -m pip install --quiet -e '.[classroom]'
+	touch $@
+
+$(STAMP): $(CLASSROOM)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(OVERRIDES): $(LESSONS)
 	mkdir -p $(dir $@)
 	echo '{"@jupyterlab/apputils-extension:notification":{"checkForUpdates":false,"fetchNews":"false"}}' > $@
 
@@ -36,31 +49,31 @@ system-tools:
 	    || echo "Could not install $$missing: the tests that need it will be skipped."; \
 	fi
 
-demo: $(STAMP)
+demo: $(LESSONS)
 	$(PY) -m cvae_lib train --out outputs
 
 test: $(STAMP) $(OVERRIDES) system-tools
 	$(PY) -m pytest
 
-lab: $(STAMP) $(OVERRIDES)
+lab: $(LESSONS) $(OVERRIDES)
 	$(VENV)/bin/jupyter lab notebooks/
 
 # The lessons as live slides (jupyterlab-slideshow): open a notebook, click the deck button.
-slides: $(STAMP) $(OVERRIDES)
+slides: $(CLASSROOM) $(OVERRIDES)
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 notebooks/
 
 # Build every dataset and model cache the course needs, so a classroom runs offline.
-prepare: $(STAMP)
+prepare: $(LESSONS)
 	$(PY) -m cvae_lib prepare
 
 # The presenter view: widgets only, no code, served by voila on this machine (127.0.0.1) with a
 # fresh token in the printed URL, at most 4 page views at once (presenter/voila.py).
-present: $(STAMP)
+present: $(CLASSROOM)
 	$(VENV)/bin/voila --Voila.config_file_paths=presenter presenter/cvae_presenter.ipynb
 
 # Regenerate the student copies of the exercises (05-07) from notebooks/solutions/.
 # GRADED=1 leaves the folded solutions out of the student copies (a graded class).
-student-copies: $(STAMP)
+student-copies: $(CLASSROOM)
 	$(PY) -m cvae_lib exercises $(if $(GRADED),--graded --force)
 
 clean:
@@ -75,10 +88,10 @@ clean:
 # hub (with CVAE_HUB_RELEASE set as on the hub, if it is not /srv/cvae-course).
 .PHONY: book book-fast
 BOOK_HUB := $(if $(HUB_URL),--hub-url $(HUB_URL))
-book: prepare
+book: prepare $(CLASSROOM)
 	$(PY) -m cvae_lib.classroom.book $(BOOK_HUB) $(BOOK_FLAGS)
 
-book-fast: $(STAMP)
+book-fast: $(CLASSROOM)
 	$(PY) -m cvae_lib.classroom.book --fast $(BOOK_HUB) $(BOOK_FLAGS)
 
 # A class on this machine: JupyterHub on http://127.0.0.1:8000 for the students named in
@@ -96,13 +109,13 @@ $(HUB_PROXY): hub/package.json hub/package-lock.json
 	npm ci --prefix hub --no-audit --no-fund --silent
 	touch $@
 
-hub: $(STAMP) $(OVERRIDES) $(HUB_PROXY) system-tools
+hub: $(CLASSROOM) $(OVERRIDES) $(HUB_PROXY) system-tools
 	$(PY) -m cvae_lib.classroom.hub release
 	$(PY) -m cvae_lib.classroom.hub accounts
 	$(PY) -m cvae_lib.classroom.hub check
 	$(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
 
-hub-publish: $(STAMP)
+hub-publish: $(CLASSROOM)
 	$(PY) -m cvae_lib.classroom.hub publish
 
 # The hub in a real browser (tests/test_hub.py, root only): .ci/run's last stage.

@@ -22,7 +22,7 @@ from tests.notebook_images import repeated_images  # noqa: E402
 from tests.notebook_outputs import expected_outputs, expected_path, is_checked  # noqa: E402
 
 # Files whose tests take longest start first, so no worker is left with a long one at the end.
-SLOW_FIRST = ["tests/test_grading.py", "tests/test_browser.py", "tests/test_robustness.py",
+SLOW_FIRST = ["tests/test_grading.py", "tests/test_browser.py", "tests/test_main_job_safety.py",
               "tests/test_exercise_roundtrip.py"]
 
 

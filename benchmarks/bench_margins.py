@@ -32,10 +32,10 @@ from cvae_lib import classifier as classifier_module  # noqa: E402
 from cvae_lib.__main__ import main as cli  # noqa: E402
 from cvae_lib.data import load_mnist  # noqa: E402
 from cvae_lib.evaluate import (active_units, conditional_accuracy, dataset_loss,  # noqa: E402
-                               diversity_ratio, feature_diversity,
-                               importance_weighted_bound, kl_per_dimension,
-                               label_leakage, posterior_params)
+                               kl_per_dimension, label_leakage, posterior_params)
 from cvae_lib.infra.runtime import seed_everything  # noqa: E402
+from cvae_lib.metrics import (diversity_ratio, feature_diversity,  # noqa: E402
+                              importance_weighted_bound)
 from cvae_lib.training import TrainConfig, train  # noqa: E402
 from tests.learned import (BOUNDS, CLASSIFIER_RECIPE, COLLAPSE_BETA, CPU_GAP,  # noqa: E402
                            EVAL_IMAGES, EVAL_RECIPE, TRAIN_RECIPE, WIDGET_RECIPE, blinded,
@@ -166,12 +166,27 @@ def report(values: dict[str, list[float]]) -> bool:
     return every
 
 
+def markdown(values: dict[str, list[float]]) -> None:
+    """The table of tests/MARGINS.md: one row per bound, thresholds read from tests/learned.py."""
+    print("| figure (test) | threshold | worst | mean | std | margin | in std |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, bound in BOUNDS.items():
+        got = values[name]
+        std = statistics.stdev(got) if len(got) > 1 else 0.0
+        margin = bound.margin(min(got, key=bound.margin))
+        in_std = f"{margin / std:.1f}" if std > 0 else "-"
+        print(f"| {bound.what} | {bound.describe()} | {min(got, key=bound.margin):.4g} | "
+              f"{statistics.mean(got):.4g} | {std:.2g} | {margin:.4g} | {in_std} |")
+
+
 def main() -> None:
     """Measure every learned figure over seeds and threads; print the margin table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds per thread count")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch thread counts to measure under")
+    parser.add_argument("--markdown", action="store_true",
+                        help="also print the table for tests/MARGINS.md")
     args = parser.parse_args()
     if args.seeds < 2 or any(count < 1 for count in args.threads):
         parser.error("--seeds must be at least 2 and every --threads count at least 1")
@@ -180,6 +195,8 @@ def main() -> None:
           f"{args.threads}")
     values = measure(args.seeds, args.threads)
     every = report(values)
+    if args.markdown:
+        markdown(values)
     print(f"\nevery threshold {'holds' if every else 'does NOT hold'} by the rule "
           f"({sum(len(v) for v in values.values())} figures measured)")
 

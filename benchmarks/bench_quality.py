@@ -7,8 +7,8 @@ loss first reaches 95.1 nats (test loss measured after every epoch; evaluation i
 a spec seed still above 95.1 after its 50 epochs trains on until it gets there, so its time is
 measured, not bounded), the final test loss, and three judgements of 1,000 samples per digit
 drawn from z ~ N(0, I): the conditional accuracy read by the project's classifier, the
-pixel-space diversity (``cvae_lib.evaluate.diversity_ratio``) and the feature-space diversity
-(``cvae_lib.evaluate.feature_diversity``, the classifier's penultimate layer), both relative
+pixel-space diversity (``cvae_lib.metrics.diversity_ratio``) and the feature-space diversity
+(``cvae_lib.metrics.feature_diversity``, the classifier's penultimate layer), both relative
 to real test digits.
 
 The table gives each figure's mean and seed-to-seed standard deviation for both recipes, the
@@ -34,8 +34,8 @@ from _common import LOSS_TARGET, SPEC_EPOCHS, SpecRecipe, machine
 
 from cvae_lib.classifier import DigitClassifier, classifier_accuracy, load_or_train_classifier
 from cvae_lib.data import load_mnist
-from cvae_lib.evaluate import (conditional_accuracy, dataset_loss, diversity_ratio,
-                               feature_diversity)
+from cvae_lib.evaluate import conditional_accuracy, dataset_loss
+from cvae_lib.metrics import diversity_ratio, feature_diversity
 from cvae_lib.models import CVAE
 from cvae_lib.training import TrainConfig, train
 

@@ -17,32 +17,25 @@ import torch
 
 from cvae_lib.models import CVAE
 from cvae_lib.infra.runtime import pick_device
-from cvae_lib.infra.storage import (atomic_write, cache_dir, check_writable, exclusive,
-                                    find_cached)
+from cvae_lib.infra.storage import (CheckpointError, cache_dir, check_writable, exclusive,
+                                    find_cached, read_payload, write_or_warn, write_payload)
 from cvae_lib.training import History, TrainConfig, train
-from cvae_lib.validate import finite_weights
+from cvae_lib.validate import finite_weights, instance_of
 
 CHECKPOINT_VERSION = 2
 
 
-class CheckpointError(ValueError):
-    """A file that is not a usable cvae_lib checkpoint."""
+def _payload(model: CVAE, config: TrainConfig, history: History | None) -> dict:
+    """What a CVAE checkpoint holds: its version, config, weights and history."""
+    return {"version": CHECKPOINT_VERSION, "config": config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": (history or History()).to_dict()}
 
 
 def save_checkpoint(path: Path, model: CVAE, config: TrainConfig,
                     history: History | None = None) -> Path:
     """Write state_dict, config and history to ``path`` atomically."""
-    if not isinstance(model, CVAE):
-        raise TypeError(f"model must be a cvae_lib CVAE, not {type(model).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
-    payload = {
-        "version": CHECKPOINT_VERSION,
-        "config": config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": (history or History()).to_dict(),
-    }
-    return atomic_write(path, lambda f: torch.save(payload, f))
+    return write_payload(path, _payload(model, config, history))
 
 
 # What to do about a file that is not a checkpoint: never "load it unsafely".
@@ -52,14 +45,7 @@ REPAIR = ("Load a model.pt written by `python -m cvae_lib train`; if this is a d
 
 def _read(path: Path) -> tuple[CVAE, TrainConfig, History]:
     """Rebuild model, config and history from the file, or raise CheckpointError."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch's own message suggests loading untrusted code: not shown
-        raise CheckpointError(f"{path} is not a readable checkpoint (torch.load refused it "
-                              f"safely: {type(err).__name__}). {REPAIR}") from err
-    if not isinstance(payload, dict) or payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} is not a cvae_lib checkpoint of version "
-                              f"{CHECKPOINT_VERSION}. {REPAIR}")
+    payload = read_payload(path, CHECKPOINT_VERSION, REPAIR)
     try:
         config = TrainConfig(**payload["config"])
         model = config.build_model()
@@ -99,14 +85,7 @@ def load_model(path: Path, device: torch.device | None = None) -> CVAE:
 
 def save_or_warn(path: Path, model: CVAE, config: TrainConfig, history: History) -> bool:
     """Save the checkpoint; if that fails, warn with where and why, and keep going."""
-    try:
-        save_checkpoint(path, model, config, history)
-        return True
-    except OSError as err:
-        warnings.warn(f"could not save the trained model to {path} ({err.strerror or err}); "
-                      f"the model is still returned, but it will be trained again next time",
-                      stacklevel=2)
-        return False
+    return write_or_warn(path, _payload(model, config, history), "the trained model")
 
 
 def cache_path(config: TrainConfig) -> Path:
@@ -123,9 +102,7 @@ def load_or_train(config: TrainConfig = TrainConfig(), device: torch.device | No
 
     ``start`` is passed to ``train``: the model a ``config.continues`` run starts from.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
-    path = cache_path(config)
+    path = cache_path(instance_of(config, TrainConfig, "config"))
     shared = find_cached(path)
     if shared != path:  # the class's prepared cache has it: read it, never lock or write there
         return _load_or_train_unlocked(shared, config, device, progress, on_epoch, start,

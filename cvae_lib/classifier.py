@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,9 +19,10 @@ from tqdm.auto import tqdm
 
 from cvae_lib.data import load_mnist
 from cvae_lib.infra.runtime import fast_mode, pick_device
-from cvae_lib.infra.storage import atomic_write, cache_dir, find_cached
+from cvae_lib.infra.storage import (CheckpointError, cache_dir, find_cached, read_payload,
+                                    write_or_warn)
 from cvae_lib.infra.trainings import shares_cores
-from cvae_lib.validate import as_images, finite_weights
+from cvae_lib.validate import as_images, finite_weights, instance_of
 
 CLASSIFIER_VERSION = 1
 NUM_EPOCHS = 3
@@ -55,9 +55,6 @@ class DigitClassifier(nn.Module):
 
 def bf16_is_fast(device: torch.device) -> bool:
     """True where bfloat16 autocast speeds training up: CUDA, or a CPU with bf16 instructions."""
-    if not isinstance(device, torch.device):
-        raise TypeError(f"device must be a torch.device (e.g. torch.device('cpu')), "
-                        f"not {type(device).__name__}")
     if device.type == "cuda":
         return True
     try:
@@ -70,8 +67,6 @@ def bf16_is_fast(device: torch.device) -> bool:
 def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = None,
                      seed: int = 0, progress: bool = True) -> DigitClassifier:
     """Train the classifier on MNIST train: one-cycle Adam, bf16 where the hardware has it."""
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive integer, not {num_epochs!r}")
     device = pick_device()
     x, labels = load_mnist(train=True, limit=train_limit)
     x, labels = x.to(device), labels.to(device)
@@ -84,9 +79,7 @@ def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = Non
     use_bf16 = bf16_is_fast(device)
     model.train()
     for _ in tqdm(range(num_epochs), desc="classifier", unit="epoch", disable=not progress):
-        order = torch.randperm(len(x), generator=generator).to(device)
-        for start in range(0, len(x), BATCH_SIZE):
-            idx = order[start:start + BATCH_SIZE]
+        for idx in torch.randperm(len(x), generator=generator).to(device).split(BATCH_SIZE):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(x[idx])
             loss = F.cross_entropy(logits.float(), labels[idx])
@@ -97,14 +90,6 @@ def train_classifier(num_epochs: int = NUM_EPOCHS, train_limit: int | None = Non
     return model.eval()
 
 
-def _check_classifier(classifier: DigitClassifier) -> DigitClassifier:
-    """Raise a TypeError unless ``classifier`` is the project's classifier."""
-    if not isinstance(classifier, DigitClassifier):
-        raise TypeError(f"classifier must be a DigitClassifier (from load_or_train_classifier()),"
-                        f" not {type(classifier).__name__}")
-    return classifier
-
-
 @shares_cores
 @torch.no_grad()
 def _in_batches(classifier: DigitClassifier, x: torch.Tensor,
@@ -113,8 +98,7 @@ def _in_batches(classifier: DigitClassifier, x: torch.Tensor,
     was_training = classifier.training
     classifier.eval()
     device = next(classifier.parameters()).device
-    out = [step(x[start:start + batch_size].to(device)).float().cpu()
-           for start in range(0, len(x), batch_size)]
+    out = [step(batch.to(device)).float().cpu() for batch in x.split(batch_size)]
     classifier.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
@@ -122,23 +106,20 @@ def _in_batches(classifier: DigitClassifier, x: torch.Tensor,
 def predict(classifier: DigitClassifier, x: torch.Tensor, batch_size: int = BATCH_SIZE
             ) -> torch.Tensor:
     """The digit the classifier sees in each image: int64 tensor (batch,) on the CPU."""
-    classifier = _check_classifier(classifier)
+    instance_of(classifier, DigitClassifier, "classifier",
+                "load it with load_or_train_classifier()")
     return _in_batches(classifier, x, lambda b: classifier(b).argmax(1), batch_size).long()
 
 
 def features(classifier: DigitClassifier, x: torch.Tensor, batch_size: int = BATCH_SIZE
              ) -> torch.Tensor:
     """The classifier's penultimate features of each image: float tensor (batch, 128)."""
-    classifier = _check_classifier(classifier)
     return _in_batches(classifier, x, classifier.embed, batch_size).reshape(-1, 128)
 
 
 def classifier_accuracy(classifier: DigitClassifier, x: torch.Tensor,
                         labels: torch.Tensor) -> float:
     """Share of images whose predicted digit equals their label."""
-    if len(x) == 0 or len(x) != len(labels):
-        raise ValueError(f"need as many labels as images, at least one; got {len(x)} images "
-                         f"and {len(labels)} labels")
     return (predict(classifier, x) == labels.cpu()).float().mean().item()
 
 
@@ -148,20 +129,21 @@ def classifier_path() -> Path:
     return cache_dir() / (f"{name}-fast.pt" if fast_mode() else f"{name}.pt")
 
 
+# A classifier checkpoint costs only a minute to make again.
+REPAIR = "The classifier is rebuilt on demand: delete it and it will be trained again."
+
+
 def _read_classifier(path: Path) -> tuple[DigitClassifier, float]:
-    """The cached classifier and its test accuracy, or a ValueError saying to delete the file."""
+    """The cached classifier and its test accuracy, or a CheckpointError saying to delete it."""
+    payload = read_payload(path, CLASSIFIER_VERSION, REPAIR)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or payload.get("version") != CLASSIFIER_VERSION:
-            raise ValueError(f"not version {CLASSIFIER_VERSION}")
         accuracy = float(payload["test_accuracy"])
         model = DigitClassifier()
         model.load_state_dict(payload["state_dict"])
-    except Exception as err:
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
         reason = " ".join(str(err).split())[:200]
-        raise ValueError(f"{path} is not a readable classifier checkpoint "
-                         f"({type(err).__name__}: {reason}); delete it and it will be trained "
-                         f"again") from err
+        raise CheckpointError(f"{path} is not a classifier checkpoint ({type(err).__name__}: "
+                              f"{reason}). {REPAIR}") from err
     return finite_weights(model, str(path)), accuracy
 
 
@@ -181,11 +163,7 @@ def load_or_train_classifier(progress: bool = True) -> DigitClassifier:
     accuracy = classifier_accuracy(model, *load_mnist(train=False))
     payload = {"version": CLASSIFIER_VERSION, "test_accuracy": accuracy, "seconds": seconds,
                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}
-    try:
-        atomic_write(path, lambda f: torch.save(payload, f))
-    except OSError as err:
-        warnings.warn(f"could not cache the classifier in {path} ({err.strerror or err}); it "
-                      f"is still returned, but it will be trained again next time", stacklevel=2)
+    write_or_warn(path, payload, "the classifier")
     if progress:
         print(f"Trained the classifier in {seconds:.0f} s: test accuracy {accuracy:.2%}.")
     return model

@@ -10,19 +10,18 @@ import torch
 from cvae_lib.data import IMAGE_DIM
 from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.models import CVAE
-from cvae_lib.validate import (LabelsLike, as_images, as_labels, check_model, check_tensor,
-                               finite_number, model_device, one_code, positive_int)
+from cvae_lib.validate import (MAX_SEED, LabelsLike, as_images, as_labels, check_model,
+                               check_tensor, finite_number, integer, model_device, one_code)
 
 
 def sample_z(model: CVAE, n: int, temperature: float = 1.0, seed: int | None = None
              ) -> torch.Tensor:
     """``n`` latent codes from N(0, temperature^2 I), repeatable when ``seed`` is given."""
     check_model(model)
-    n = positive_int(n, "n", maximum=1_000_000)
+    n = integer(n, "n", maximum=1_000_000)
     temperature = finite_number(temperature, "temperature")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise TypeError(f"seed must be an integer or None, not {seed!r}")
-    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    generator = None if seed is None else \
+        torch.Generator().manual_seed(integer(seed, "seed", MAX_SEED, minimum=0))
     return temperature * torch.randn(n, model.latent_dim, generator=generator)
 
 
@@ -32,7 +31,7 @@ def samples_per_class(model: CVAE, n_per_class: int = 10, labels: LabelsLike | N
     """Images (len(labels) * n_per_class, 784): row i holds samples of ``labels[i]``."""
     labels = as_labels(range(check_model(model).num_classes) if labels is None else labels,
                        model.num_classes)
-    n_per_class = positive_int(n_per_class, "n_per_class", maximum=100_000)
+    n_per_class = integer(n_per_class, "n_per_class", maximum=100_000)
     z = sample_z(model, len(labels) * n_per_class, temperature, seed)
     return model.generate(labels.repeat_interleave(n_per_class), z=z.to(model_device(model)))
 
@@ -46,8 +45,7 @@ def same_z_all_labels(model: CVAE, z: torch.Tensor) -> torch.Tensor:
 def interpolate(model: CVAE, z_start: torch.Tensor, z_end: torch.Tensor, label: int,
                 steps: int = 10) -> torch.Tensor:
     """Decode ``steps`` codes on the straight line from ``z_start`` to ``z_end``."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an integer >= 2, not {steps!r}")
+    steps = integer(steps, "steps", minimum=2)
     z_start = one_code(check_model(model), z_start, "z_start").cpu()
     z_end = one_code(model, z_end, "z_end").cpu()
     t = torch.linspace(0, 1, steps).unsqueeze(1)

@@ -27,7 +27,7 @@ from cvae_lib.evaluate import dataset_loss
 from cvae_lib.losses import cvae_loss, kl_weight
 from cvae_lib.models import CVAE, VAE
 from cvae_lib.infra.runtime import pick_device, seed_everything
-from cvae_lib.infra.trainings import FairShare
+from cvae_lib.infra.trainings import shares_cores
 from cvae_lib.thickness import ThicknessCVAE, condition, thickness_labels
 
 TINY_MOMENT = 1e-30  # Adam moments below this are set to 0, every FLUSH_EVERY steps
@@ -145,15 +145,12 @@ def training_step(model: CVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor
 
 def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x: torch.Tensor,
                     y_onehot: torch.Tensor, config: TrainConfig, step: int,
-                    generator: torch.Generator, share: FairShare) -> tuple[torch.Tensor, int]:
+                    generator: torch.Generator) -> tuple[torch.Tensor, int]:
     """One pass over a random permutation of the data; returns summed (recon, KL) and the step."""
-    n = len(x)
-    warmup_steps = round(config.warmup_epochs * math.ceil(n / config.batch_size))
+    warmup_steps = round(config.warmup_epochs * math.ceil(len(x) / config.batch_size))
     sums = torch.zeros(2, device=x.device)
-    order = torch.randperm(n, generator=generator).to(x.device)
     model.train()
-    for start in range(0, n, config.batch_size):
-        idx = order[start:start + config.batch_size]
+    for idx in torch.randperm(len(x), generator=generator).to(x.device).split(config.batch_size):
         sums += training_step(model, optimizer, x.index_select(0, idx),
                               y_onehot.index_select(0, idx),
                               kl_weight(step, warmup_steps, config.beta))
@@ -162,10 +159,10 @@ def train_one_epoch(model: CVAE, optimizer: torch.optim.Optimizer, scheduler, x:
         step += 1
         if step % FLUSH_EVERY == 0:
             flush_tiny_moments(optimizer)
-            share.adjust()
     return sums, step
 
 
+@shares_cores  # while it trains, this process takes only its fair share of the cores
 def train(config: TrainConfig = TrainConfig(), device: torch.device | None = None,
           progress: bool = True, on_epoch: Callable[[History], None] | None = None,
           start: tuple[CVAE, History] | None = None) -> tuple[CVAE, History]:
@@ -175,9 +172,7 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
     ``start`` = (model, history) continues that model: its weights are the starting point and
     its history the first epochs of the returned one (``config.continues`` names it).
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, not {type(config).__name__}")
-    validate.train_inputs(config, on_epoch, start)
+    validate.train_inputs(validate.instance_of(config, TrainConfig, "config"), on_epoch, start)
     device = pick_device() if device is None else torch.device(device)
     x, labels, extra = config.load_data(train=True)
     test_x, test_labels, test_extra = config.load_data(train=False)
@@ -201,12 +196,11 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
         if config.schedule == "onecycle" else None)
     bar = tqdm(range(first_epoch, first_epoch + config.num_epochs), desc="training",
                unit="epoch", disable=not progress)
-    share = FairShare()
     try:
         for epoch in bar:
             began = time.perf_counter()
             sums, step = train_one_epoch(model, optimizer, scheduler, x, y_onehot, config,
-                                         step, generator, share)
+                                         step, generator)
             elapsed += time.perf_counter() - began
             recon, kl = (sums / len(x)).tolist()
             test_terms = dataset_loss(model, test_x, test_labels, test_extra)
@@ -225,6 +219,5 @@ def train(config: TrainConfig = TrainConfig(), device: torch.device | None = Non
               f"trained so far (it keeps every step it took).")
     finally:
         bar.close()
-        share.close()
     model.eval()
     return model, history

@@ -38,3 +38,13 @@ def notebook_cache(monkeypatch) -> Path:
         monkeypatch.setenv("CVAE_CACHE_DIR", NOTEBOOK_CACHE)
     from cvae_lib.infra.storage import cache_dir
     return cache_dir()
+
+
+@pytest.fixture
+def corrupt_data(tmp_path, monkeypatch) -> Path:
+    """A data folder whose training images are truncated; returns that file."""
+    from tests.fake_data import small_mnist
+    monkeypatch.setenv("CVAE_DATA_DIR", str(tmp_path / "data"))
+    victim = small_mnist(tmp_path / "data") / "train-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[:1000])
+    return victim

@@ -2,7 +2,7 @@
 
 Each test starts its server on 127.0.0.1 (a temporary copy of the notebooks, so the repo's
 files are never saved with outputs), drives the generation widget like a student would and
-checks that the digit is redrawn. The presenter's server is also checked as issue 13 asks:
+checks that the digit is redrawn. The presenter's server is also checked for what a class needs:
 token, local Host header, a cap on kernels, idle kernels shut down. Screenshots go to
 screenshots/ (gitignored).
 """

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae_lib.infra.trainings import FairShare, check_registry, make_registry, shares_cores
+from cvae_lib.infra.trainings import (ADJUST_EVERY, FairShare, check_registry, make_registry,
+                                      shares_cores)
 
 STUDENT, OTHER_STUDENT = 65534, 65533  # nobody, and a uid no account uses
 as_root = pytest.mark.skipif(os.geteuid() != 0,
@@ -131,6 +132,22 @@ def test_an_evaluation_takes_its_share_like_a_training_once_per_process() -> Non
     finally:
         other.kill()
         torch.set_num_threads(before)
+
+
+def test_a_training_is_recounted_every_hundred_optimizer_steps_and_only_inside(
+        monkeypatch) -> None:
+    """The share wraps a training from outside: torch's step hook, not the step, recounts."""
+    counts = []
+    monkeypatch.setattr(FairShare, "adjust", lambda self: counts.append(1))
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    with FairShare():
+        for _ in range(2 * ADJUST_EVERY):
+            optimizer.step()
+    assert len(counts) == 1 + 2  # on entry, then every ADJUST_EVERY steps
+    for _ in range(ADJUST_EVERY):
+        optimizer.step()
+    assert len(counts) == 3 and FairShare.held == 0
 
 
 def test_sharing_can_be_switched_off(monkeypatch) -> None:

@@ -53,6 +53,7 @@ def seed_everything(seed: int) -> None:
 
 def setup_notebook(seed: int = 0) -> torch.device:
     """Seed everything, pick the device and print what the notebook runs on."""
+    # Checked here, not with cvae_lib.validate: infra stands below the modules that import it.
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer from 0 to 2**32 - 1, not {seed!r}")
     seed_everything(seed)

@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from cvae_lib.infra.runtime import env_flag
 from cvae_lib.infra.storage import pid_alive
 
 T = TypeVar("T")
+ADJUST_EVERY = 100  # optimizer steps between two counts of the trainings running beside this one
+
 
 def _open_folder(folder: Path) -> int:
     """Open ``folder`` without following a link; PermissionError if it is a link or a file."""
@@ -166,6 +169,9 @@ class FairShare:
     among this user's own trainings. A lone run keeps every core; a user who starts 50
     trainings, or plants 50 files, still counts as one user. Only processes this one can see
     in /proc are counted: servers in separate containers (or behind ``hidepid``) share nothing.
+
+    It wraps a training from outside: ``with FairShare(): ...`` recounts every ``ADJUST_EVERY``
+    optimizer steps through torch's global step hook, so the training step knows nothing of it.
     """
 
     held = 0  # the entries this process holds: a step inside a training takes no second one
@@ -180,7 +186,24 @@ class FairShare:
         os.close(fd)
         self._path = Path(name)
         FairShare.held += 1
+        self._steps = 0
+        # Called in the thread that steps, the one whose OpenMP thread count adjust() sets.
+        self._hook = register_optimizer_step_post_hook(self._after_step)
         self.adjust()
+
+    def __enter__(self) -> FairShare:
+        """The share itself; leaving the block gives the threads back."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Give the threads back and leave the registry, however the block ended."""
+        self.close()
+
+    def _after_step(self, *hook_args: object) -> None:
+        """Recount every ``ADJUST_EVERY`` optimizer steps: other trainings start and stop."""
+        self._steps += 1
+        if self._steps % ADJUST_EVERY == 0:
+            self.adjust()
 
     def trainings(self) -> Counter[int]:
         """Live trainings per user id, this one included; stale entries of ours are removed."""
@@ -211,25 +234,24 @@ class FairShare:
 
     def close(self) -> None:
         """Give the threads back and leave the registry."""
+        self._hook.remove()
         torch.set_num_threads(self.threads)
         self._path.unlink(missing_ok=True)
         FairShare.held -= 1
 
 
-def shares_cores(step: Callable[..., T]) -> Callable[..., T]:
-    """Make the CPU-heavy function ``step`` run on this process's fair share of the cores.
+def shares_cores(work: Callable[..., T]) -> Callable[..., T]:
+    """Make the CPU-heavy function ``work`` run on this process's fair share of the cores.
 
     An evaluation or a batch of samples counts as a training does (``FairShare``) while it
     runs, so two kernels never run more threads than there are cores, which spin-wait for each
-    other. Inside a training, or another such step, the process is already counted.
+    other. Inside a training, or another such function, the process is already counted.
+    ``train`` and the classifier's training wear it too: it wraps them from outside.
     """
-    @functools.wraps(step)
+    @functools.wraps(work)
     def shared(*args: object, **kwargs: object) -> T:
         if FairShare.held:
-            return step(*args, **kwargs)
-        share = FairShare()
-        try:
-            return step(*args, **kwargs)
-        finally:
-            share.close()
+            return work(*args, **kwargs)
+        with FairShare():
+            return work(*args, **kwargs)
     return shared
