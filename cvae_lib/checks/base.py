@@ -1,9 +1,4 @@
-"""What every exercise check shares: its failure, shown in a few lines, and its fixed seed.
-
-Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). Any correct convention passes
-(integer or one-hot labels, ``nn.Sequential`` or separate layers, a method or a function, the
-loss by library call or by hand), and the caller's random state is left as it was.
-"""
+"""What every check shares: its failure, shown in a few lines, and its fixed seed (see 06)."""
 
 from __future__ import annotations
 
@@ -19,10 +14,8 @@ from cvae_lib.checks.mistakes import FIXES, TABLE
 
 NUM_PIXELS, NUM_CLASSES = 784, 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
-LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances the probes draw from
 REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
-
-MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # what the grader's columns say
+MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # the grader's columns
 
 
 class CheckFailure(AssertionError):
@@ -34,55 +27,15 @@ class CheckFailure(AssertionError):
         super().__init__(message)
         self.key, self.label = key, MISTAKES[key]
 
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of the stack, even without ``show_checks_briefly``."""
-        return short_report(self)
-
-
-def check_name(tb: TracebackType | None) -> str | None:
-    """The outermost ``check_*`` function the traceback passes through, if any."""
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name.startswith("check_"):
-            return tb.tb_frame.f_code.co_name
-        tb = tb.tb_next
-    return None
-
-
-def short_report(err: BaseException) -> list[str]:
-    """A failed check in a few lines: which check failed, the mistake's name, the advice."""
-    label = getattr(err, "label", None)
-    head = f"✗ {check_name(err.__traceback__) or 'check'} failed"
-    advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
-                           max_lines=REPORT_LINES - 1, placeholder=" …")
-    return [f"\x1b[1;31m{head}\x1b[0m" + (f" \x1b[1m({label})\x1b[0m" if label else ""),
-            *advice]
-
 
 def require(condition: object, key: str, **facts: object) -> None:
-    """Unless ``condition`` holds, raise ``CheckFailure`` with the mistake's advice, filled with
-    ``facts`` (what the check found)."""
+    """Unless ``condition``, raise mistake ``key`` with its fix filled in from ``facts``."""
     if not condition:
         raise CheckFailure(key, TABLE[key][1].format(**FIXES, **facts))
 
 
-def seeded(check: Callable[..., None]) -> Callable[..., None]:
-    """Run ``check`` under seed ``SEED`` in one thread, leaving the caller's random state and
-    thread count as they were."""
-    @functools.wraps(check)
-    def wrapper(*args: object, **kwargs: object) -> None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(SEED)
-                check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-    return wrapper
-
-
 def require_callable(obj: object, what: str, example: str) -> None:
-    """Raise a TypeError unless ``obj`` can be called (a class or a function)."""
+    """Raise a TypeError unless ``obj`` is a function or (for ``what="class"``) a class."""
     if not callable(obj) or (what == "class" and isinstance(obj, nn.Module)):
         raise TypeError(f"pass your {what} itself, e.g. {example}, not a {type(obj).__name__}")
 
@@ -96,9 +49,40 @@ def describe(obj: object) -> str:
     return f"a {type(obj).__name__}"
 
 
+def seeded(check: Callable[..., None]) -> Callable[..., None]:
+    """Run ``check`` under ``SEED`` in one thread; the caller's random state is kept."""
+    @functools.wraps(check)
+    def wrapper(*args: object) -> None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(SEED)
+                check(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
+
+
+def check_name(tb: TracebackType | None) -> str | None:
+    """The outermost ``check_*`` function the traceback passes through, if any."""
+    while tb is not None and not tb.tb_frame.f_code.co_name.startswith("check_"):
+        tb = tb.tb_next
+    return None if tb is None else tb.tb_frame.f_code.co_name
+
+
+def short_report(err: BaseException) -> list[str]:
+    """A failed check in a few lines: which check failed, the mistake's label, the advice."""
+    label = getattr(err, "label", None)
+    head = f"\x1b[1;31m✗ {check_name(err.__traceback__) or 'check'} failed\x1b[0m"
+    advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
+                           max_lines=REPORT_LINES - 1, placeholder=" …")
+    return [head + (f" \x1b[1m({label})\x1b[0m" if label else ""), *advice]
+
+
 def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
                   tb_offset: int | None = None) -> list[str]:
-    """Show an AssertionError in IPython: a short report if a check raised it, else the stack."""
+    """IPython's handler of an AssertionError: a short report if a check raised it."""
     if check_name(tb) is None:
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return []
