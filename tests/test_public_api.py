@@ -112,8 +112,8 @@ INSIDE = {
     "checks.base.seeded",
     # IPython hands these the exception a check raised; 07's checks hand the probes the
     # student's own function or model, whatever it is (tests/test_check_reports.py).
-    "checks.base.check_name", "checks.base.short_report", "checks.probes.concat_dims",
-    "checks.probes.wrong_input_size", "checks.probes.watch",
+    "checks.base.short_report", "checks.probes.concat_dims", "checks.probes.wrong_input_size",
+    "checks.probes.watch",
     # Sphinx's hooks of the book's extension, called by Sphinx with its own objects.
     "classroom.book.setup", "classroom.book.copy_mathjax", "classroom.book.widget_pictures",
     "classroom.book.short_tracebacks",

@@ -1,9 +1,11 @@
-"""What every check shares: its failure, shown in a few lines, and its fixed seed (see 06)."""
+"""What every check shares: its failure, shown in a few lines, and its fixed seed (see
+06_recode_from_scratch)."""
 
 from __future__ import annotations
 
 import functools
 import textwrap
+import traceback
 from types import TracebackType
 from typing import Callable
 
@@ -64,29 +66,26 @@ def seeded(check: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def check_name(tb: TracebackType | None) -> str | None:
-    """The outermost ``check_*`` function the traceback passes through, if any."""
-    while tb is not None and not tb.tb_frame.f_code.co_name.startswith("check_"):
-        tb = tb.tb_next
-    return None if tb is None else tb.tb_frame.f_code.co_name
-
-
-def short_report(err: BaseException) -> list[str]:
-    """A failed check in a few lines: which check failed, the mistake's label, the advice."""
-    label = getattr(err, "label", None)
-    head = f"\x1b[1;31m✗ {check_name(err.__traceback__) or 'check'} failed\x1b[0m"
+def short_report(err: BaseException) -> list[str] | None:
+    """A failed check in a few lines (which check, the mistake's label, the advice), or None
+    if no ``check_*`` function raised ``err``."""
+    names = [frame.f_code.co_name for frame, _ in traceback.walk_tb(err.__traceback__)]
+    check = next((name for name in names if name.startswith("check_")), None)
+    if check is None:
+        return None
+    label = f" \x1b[1m({err.label})\x1b[0m" if isinstance(err, CheckFailure) else ""
     advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
                            max_lines=REPORT_LINES - 1, placeholder=" …")
-    return [head + (f" \x1b[1m({label})\x1b[0m" if label else ""), *advice]
+    return [f"\x1b[1;31m✗ {check} failed\x1b[0m{label}", *advice]
 
 
-def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
-                  tb_offset: int | None = None) -> list[str]:
+def _show(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
+          tb_offset: int | None = None) -> list[str]:
     """IPython's handler of an AssertionError: a short report if a check raised it."""
-    if check_name(tb) is None:
+    report = short_report(value)
+    if report is None:
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return []
-    report = short_report(value)
     shell._showtraceback(etype, value, report)
     return report
 
@@ -99,4 +98,4 @@ def show_checks_briefly() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((AssertionError,), _check_report)
+        shell.set_custom_exc((AssertionError,), _show)

@@ -1,5 +1,5 @@
-"""Every mistake the checks name: key -> (label, the fix). The label is a grader's column; the
-check that finds the mistake fills the fix's ``{fields}``, and ``FIXES`` the right code."""
+"""Every mistake the checks name: key -> (label, fix). The label is a grader's column; the check
+that finds the mistake fills the fix's ``{fields}``, and ``FIXES`` the right code."""
 
 FIXES = {"BCE": "F.binary_cross_entropy(reconstruction, original, reduction='sum')",
          "KL": "-0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())",
@@ -7,59 +7,45 @@ FIXES = {"BCE": "F.binary_cross_entropy(reconstruction, original, reduction='sum
 
 TABLE: dict[str, tuple[str, str]] = {
     # check_simple_cvae
-    "constructor": ("constructor needs arguments", "{name}() or {name}(latent_dim=3) must "
-                    "build an nn.Module, but {problem}."),
-    "missing_method": ("missing encode/decode", "Give {cls} a {method} method: forward and the "
-                       "sampling code call it."),
-    "crash": ("code raises an error", "{where} raised {error}; fix that, then rerun the check."),
-    "cat_dim0": ("dim=0 concatenation", "In {where} put the label beside the features, "
-                 "torch.cat([{first}, labels_onehot], dim=1), not below them."),
-    "encoder_size": ("encoder input size", "{layer} takes {expected} inputs but gets the image "
-                     "and label: nn.Linear(784 + 10, 256)."),
-    "decoder_size": ("decoder input size", "{layer} takes {expected} inputs but gets z and the "
-                     "label, {got}: nn.Linear(latent_dim + 10, 128)."),
-    "encoder_no_label": ("encoder ignores the label", "{finding}: encode torch.cat([x, "
-                         "labels_onehot], dim=1)."),
-    "decoder_no_label": ("decoder ignores the label", "{finding}: decode torch.cat([z, "
-                         "labels_onehot], dim=1)."),
-    "layer_sizes": ("hidden layer sizes", "{layer} takes {expected} inputs but gets {got}: go "
-                    "794 -> 256 -> 128 -> latent_dim, then latent_dim + 10 -> 128 -> 256 -> 784."),
-    "one_hot_width": ("one_hot without num_classes", "Write F.one_hot(labels, num_classes=10): "
-                      "without it the rows are {width} wide."),
-    "shape": ("wrong output shape", "{call} should return {want}; it gave {got}."),
-    "no_sigmoid": ("no sigmoid on the output", "{finding}: end decode with "
-                   "torch.sigmoid(self.decoder_fc3(h))."),
-    "forward_return": ("forward return value", "forward should return (reconstruction, mu, "
-                       "logvar) in that order, shaped {want}; it gave {got}."),
-    "forward_no_sampling": ("forward decodes mu, no sample", "Decode a sample, "
-                            "z = self.reparameterize(mu, logvar), not mu."),
+    "constructor": ("constructor needs arguments", "Let {name}() build a model: {problem}."),
+    "missing_method": ("missing encode/decode", "Give {cls} a {method} method."),
+    "crash": ("code raises an error", "{where} raised {error}"),
+    "cat_dim0": ("dim=0 concatenation", "In {where}: torch.cat([{first}, labels_onehot], dim=1)."),
+    "encoder_size": ("encoder input size", "{layer} takes {expected}: nn.Linear(784 + 10, 256)."),
+    "decoder_size": ("decoder input size", "{layer} takes {expected} inputs, not {got}: "
+                     "nn.Linear(latent_dim + 10, 128)."),
+    "encoder_no_label": ("encoder ignores the label", "{finding}: encode torch.cat([x, y], 1)."),
+    "decoder_no_label": ("decoder ignores the label", "{finding}: decode torch.cat([z, y], 1)."),
+    "layer_sizes": ("hidden layer sizes", "{layer} takes {expected} inputs but gets {got}: "
+                    "794 -> 256 -> 128 -> latent_dim, latent_dim + 10 -> 128 -> 256 -> 784."),
+    "one_hot_width": ("one_hot without num_classes", "Write F.one_hot(labels, num_classes=10)."),
+    "shape": ("wrong output shape", "{call} should return {want}, not {got}."),
+    "no_sigmoid": ("no sigmoid on the output", "End decode with torch.sigmoid({layer}(h))."),
+    "forward_return": ("forward return value", "forward should return (reconstruction, mu, logvar)"
+                       " shaped {want}, not {got}."),
+    "forward_no_sampling": ("forward decodes mu, no sample", "Decode self.reparameterize(mu, "
+                            "logvar), not mu."),
     # check_reparameterize
     "no_noise": ("no noise added", "Add noise: z = mu + std * epsilon with {EPS}."),
-    "same_noise_every_call": ("same noise on every call", "Draw {EPS} afresh in each call, "
-                              "with no torch.manual_seed inside."),
-    "noise_shared_batch": ("noise shared across images", "Draw one value per entry, {EPS}, not "
-                           "torch.randn(latent_dim)."),
-    "noise_shared_dims": ("noise shared across dims", "Draw one value per entry, {EPS}, not "
-                          "torch.randn(batch, 1)."),
+    "same_noise_every_call": ("same noise on every call", "Drop torch.manual_seed: draw {EPS}."),
+    "noise_shared_batch": ("noise shared across images", "Draw one value per entry: {EPS}."),
+    "noise_shared_dims": ("noise shared across dims", "Draw one value per entry: {EPS}."),
     "mu_missing": ("mu not added", "Your z moves {slope:.2f} per unit of mu, not 1: add mu once."),
-    "uniform_noise": ("uniform noise (torch.rand)", "Draw normal noise, {EPS}."),
+    "uniform_noise": ("uniform noise (torch.rand)", "Draw normal noise: {EPS}."),
     "std_exp_logvar": ("std = exp(logvar)", "exp(logvar) is the variance; write {STD}."),
     "std_logvar": ("logvar used as std", "logvar is the log of the variance; write {STD}."),
     "noise_scale": ("wrong noise scale", "{finding}: scale epsilon once by {STD}."),
-    "noise_batch": ("noise depends on batch size", "With a batch of {batch} your noise has std "
+    "noise_batch": ("noise depends on batch size", "In batches of {batch} your noise has std "
                     "{std:.2f}, in {rows} rows {std_all:.2f}: draw {EPS}."),
-    "not_normal": ("noise not standard normal", "{tails:.1%} of your noise lies beyond 2 std, "
-                   "not 4.6%: draw {EPS}."),
-    "reparam_formula": ("reparameterization formula", "{finding}: z = mu + std * epsilon with "
-                        "{STD}."),
-    "no_gradient": ("torch.normal: no gradient", "Write z = mu + std * epsilon with {EPS} (or "
-                    ".rsample()): torch.normal and .sample() pass no gradient."),
+    "not_normal": ("noise not standard normal", "Your noise has E[eps^4] = {m4:.2f}, not 3: "
+                   "draw {EPS}."),
+    "reparam_formula": ("reparameterization formula", "{finding}: z = mu + std * epsilon."),
+    "no_gradient": ("torch.normal: no gradient", "z = mu + std * epsilon passes a gradient; "
+                    "torch.normal and .sample() do not."),
     "no_gradient_mu": ("no gradient to mu", "Don't detach mu: z = mu + std * epsilon."),
-    "no_gradient_logvar": ("no gradient to logvar", "Scale the noise yourself, {STD}, so logvar "
-                           "gets a gradient."),
+    "no_gradient_logvar": ("no gradient to logvar", "Let logvar get a gradient: {STD}."),
     # check_cvae_loss
-    "not_scalar": ("loss is not one number", "Return one number, the summed recon_loss + "
-                   "kl_loss, not {got}."),
+    "not_scalar": ("loss is not one number", "Return one number, recon + KL, not {got}."),
     "loss_per_image": ("loss divided by batch size", "Drop the division: sum over the batch."),
     "bce_mean": ("BCE averaged (mean)", "Sum the BCE as the KL is: reduction='sum'."),
     "bce_per_image": ("BCE divided by batch size", "Sum the BCE as the KL is: {BCE}."),

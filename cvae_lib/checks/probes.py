@@ -1,8 +1,5 @@
-"""Watch a student's code run: the dims it concatenates on, the features each layer is fed.
-
-Used by 06's ``check_simple_cvae`` and 07's checks, so that no check reads the wording of
-PyTorch's errors, which changes between releases.
-"""
+"""Watch a student's code run: the dims it concatenates on, the features each layer is fed
+(06's ``check_simple_cvae``, 07_challenge_thickness), not PyTorch's error wording."""
 
 from __future__ import annotations
 
