@@ -1,9 +1,5 @@
-"""``check_cvae_loss``: compare a student's loss with the closed forms over a range of inputs (06).
-
-The loss is evaluated at several batch and latent sizes on random reconstructions, mu in
-[-6, 6] and logvar in [-4, 3]; each known mistake is a formula, and the one that matches
-everywhere is named.
-"""
+"""``check_cvae_loss`` (see 06_recode_from_scratch): each known mistake is a formula; the one
+that matches the student's loss at every size of random input is named."""
 
 from __future__ import annotations
 
@@ -61,8 +57,7 @@ KL_FORMULAS: dict[str, Formula] = {
 
 
 def _close(got: float, expected: float, scale: float) -> bool:
-    """Within a relative 1e-4 (absolute below 1), plus a few float32 steps of ``scale``, the
-    size of the loss the value was taken from."""
+    """Within 1e-4 (relative above 1), plus float32 steps of ``scale``, the loss's size."""
     return abs(got - expected) <= 1e-4 * max(1.0, abs(expected)) + 1e-6 * scale
 
 
