@@ -95,9 +95,10 @@ class LossProbe:
 
     def mismatch(self, term: str, formula: Formula) -> tuple[int, float, float] | None:
         """The first case where ``term`` differs from ``formula``: (case, got, expected)."""
-        return next(((case, g, e) for case, (g, e) in enumerate(zip(
-            self.got[term], self.expected(term, formula))) if not _close(g, e, self.at_prior)),
-            None)
+        for case, (got, expected) in enumerate(zip(self.got[term], self.expected(term, formula))):
+            if not _close(got, expected, self.at_prior):
+                return case, got, expected
+        return None
 
 
 def _name(probes: list[LossProbe], term: str, formulas: dict[str, Formula]) -> str:
