@@ -1,8 +1,5 @@
-"""The exercise checks: one line each in notebook 06, and the grader's columns.
-
-Each check feeds a student's code controlled inputs and prints OK or raises ``CheckFailure``,
-whose message names the mistake and its fix; ``MISTAKES`` lists every mistake's label.
-"""
+"""The exercise checks of notebook 06: each feeds a student's code controlled inputs, then prints
+OK or raises ``CheckFailure`` naming the mistake (``MISTAKES``: the grader's columns)."""
 
 from cvae_lib.checks.base import MISTAKES, CheckFailure
 from cvae_lib.checks.loss import check_cvae_loss

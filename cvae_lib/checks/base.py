@@ -1,14 +1,11 @@
-"""What every exercise check shares: its failure, shown in a few lines, and its fixed seed.
-
-Introduced in 06_recode_from_scratch (see ``cvae_lib.checks``). Any correct convention passes
-(integer or one-hot labels, ``nn.Sequential`` or separate layers, a method or a function, the
-loss by library call or by hand), and the caller's random state is left as it was.
-"""
+"""What every check shares: its failure, shown in a few lines, and its fixed seed (see
+06_recode_from_scratch)."""
 
 from __future__ import annotations
 
 import functools
 import textwrap
+import traceback
 from types import TracebackType
 from typing import Callable
 
@@ -19,10 +16,8 @@ from cvae_lib.checks.mistakes import FIXES, TABLE
 
 NUM_PIXELS, NUM_CLASSES = 784, 10
 SEED = 0  # of every check; a right answer passes under any seed (tests/test_checks.py)
-LOGVAR_RANGE = (-4.0, 3.0)  # the log-variances the probes draw from
 REPORT_WIDTH, REPORT_LINES = 92, 8  # a failed check is shown in at most 8 lines this wide
-
-MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # what the grader's columns say
+MISTAKES = {key: label for key, (label, _) in TABLE.items()}  # the grader's columns
 
 
 class CheckFailure(AssertionError):
@@ -34,55 +29,15 @@ class CheckFailure(AssertionError):
         super().__init__(message)
         self.key, self.label = key, MISTAKES[key]
 
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of the stack, even without ``show_checks_briefly``."""
-        return short_report(self)
-
-
-def check_name(tb: TracebackType | None) -> str | None:
-    """The outermost ``check_*`` function the traceback passes through, if any."""
-    while tb is not None:
-        if tb.tb_frame.f_code.co_name.startswith("check_"):
-            return tb.tb_frame.f_code.co_name
-        tb = tb.tb_next
-    return None
-
-
-def short_report(err: BaseException) -> list[str]:
-    """A failed check in a few lines: which check failed, the mistake's name, the advice."""
-    label = getattr(err, "label", None)
-    head = f"✗ {check_name(err.__traceback__) or 'check'} failed"
-    advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
-                           max_lines=REPORT_LINES - 1, placeholder=" …")
-    return [f"\x1b[1;31m{head}\x1b[0m" + (f" \x1b[1m({label})\x1b[0m" if label else ""),
-            *advice]
-
 
 def require(condition: object, key: str, **facts: object) -> None:
-    """Unless ``condition`` holds, raise ``CheckFailure`` with the mistake's advice, filled with
-    ``facts`` (what the check found)."""
+    """Unless ``condition``, raise mistake ``key`` with its fix filled in from ``facts``."""
     if not condition:
         raise CheckFailure(key, TABLE[key][1].format(**FIXES, **facts))
 
 
-def seeded(check: Callable[..., None]) -> Callable[..., None]:
-    """Run ``check`` under seed ``SEED`` in one thread, leaving the caller's random state and
-    thread count as they were."""
-    @functools.wraps(check)
-    def wrapper(*args: object, **kwargs: object) -> None:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(SEED)
-                check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-    return wrapper
-
-
 def require_callable(obj: object, what: str, example: str) -> None:
-    """Raise a TypeError unless ``obj`` can be called (a class or a function)."""
+    """Raise a TypeError unless ``obj`` is a function or (for ``what="class"``) a class."""
     if not callable(obj) or (what == "class" and isinstance(obj, nn.Module)):
         raise TypeError(f"pass your {what} itself, e.g. {example}, not a {type(obj).__name__}")
 
@@ -96,13 +51,41 @@ def describe(obj: object) -> str:
     return f"a {type(obj).__name__}"
 
 
-def _check_report(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
-                  tb_offset: int | None = None) -> list[str]:
-    """Show an AssertionError in IPython: a short report if a check raised it, else the stack."""
-    if check_name(tb) is None:
+def seeded(check: Callable[..., None]) -> Callable[..., None]:
+    """Run ``check`` under ``SEED`` in one thread; the caller's random state is kept."""
+    @functools.wraps(check)
+    def wrapper(*args: object) -> None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # many small tensors: a second thread only waits for a core
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(SEED)
+                check(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
+
+
+def short_report(err: BaseException) -> list[str] | None:
+    """A failed check in a few lines (which check, the mistake's label, the advice), or None
+    if no ``check_*`` function raised ``err``."""
+    names = [frame.f_code.co_name for frame, _ in traceback.walk_tb(err.__traceback__)]
+    check = next((name for name in names if name.startswith("check_")), None)
+    if check is None:
+        return None
+    label = f" \x1b[1m({err.label})\x1b[0m" if isinstance(err, CheckFailure) else ""
+    advice = textwrap.wrap(str(err) or type(err).__name__, REPORT_WIDTH,
+                           max_lines=REPORT_LINES - 1, placeholder=" …")
+    return [f"\x1b[1;31m✗ {check} failed\x1b[0m{label}", *advice]
+
+
+def _show(shell: object, etype: type, value: BaseException, tb: TracebackType | None,
+          tb_offset: int | None = None) -> list[str]:
+    """IPython's handler of an AssertionError: a short report if a check raised it."""
+    report = short_report(value)
+    if report is None:
         shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
         return []
-    report = short_report(value)
     shell._showtraceback(etype, value, report)
     return report
 
@@ -115,4 +98,4 @@ def show_checks_briefly() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((AssertionError,), _check_report)
+        shell.set_custom_exc((AssertionError,), _show)

@@ -1,8 +1,5 @@
-"""Watch a student's code run: the dims it concatenates on, the features each layer is fed.
-
-Introduced in 07_challenge_thickness; ``check_simple_cvae`` of 06 reads its shapes the same
-way, so no check depends on the wording of PyTorch's errors, which changes between releases.
-"""
+"""Watch a student's code run: the dims it concatenates on, the features each layer is fed
+(06's ``check_simple_cvae``, 07_challenge_thickness), not PyTorch's error wording."""
 
 from __future__ import annotations
 
@@ -43,28 +40,27 @@ class _TorchSpy(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
         kwargs = kwargs or {}
         self.record.steps += 1
-        if func in CONCATS and args:
+        if func in CONCATS:
             dim = kwargs.get("dim", kwargs.get("axis", args[1] if len(args) > 1 else 0))
-            tensors = list(args[0])
-            self.record.dims.append(dim % tensors[0].dim() if tensors and tensors[0].dim()
-                                    else dim)
+            self.record.dims.append(dim % max(1, args[0][0].dim()))
         elif func in ROW_STACKS:
             self.record.dims.append(0)
         return func(*args, **kwargs)
 
 
-def _watch(run: Callable[[], object], model: nn.Module | None = None) -> _Run:
-    """Call ``run()``, recording its concatenations and what ``model``'s linear layers are fed.
-    An error it raises is kept in the record; a TODO (NotImplementedError) is raised."""
+def watch(run: Callable[[], object], model: nn.Module | None = None) -> _Run:
+    """Call ``run()``, recording its concatenations and what ``model``'s linear layers are fed;
+    an error is kept in the record, except a TODO (NotImplementedError)."""
     record = _Run()
-    layers = model.named_modules() if model is not None else ()
-    hooks = [module.register_forward_pre_hook(
+    layers = [(name, m) for name, m in (model.named_modules() if model is not None else [])
+              if isinstance(m, nn.Linear)]
+    hooks = [layer.register_forward_pre_hook(
         lambda layer, args, name=name: record.fed.append((name, layer, args[0].shape[-1])))
-        for name, module in layers if isinstance(module, nn.Linear)]
+        for name, layer in layers]
     try:
         with _TorchSpy(record):
             record.result = run()
-    except NotImplementedError:
+    except NotImplementedError:  # a TODO left in the code is the student's to see
         raise
     except (RuntimeError, TypeError, IndexError, ValueError) as err:
         record.error = err
@@ -75,18 +71,18 @@ def _watch(run: Callable[[], object], model: nn.Module | None = None) -> _Run:
 
 
 def concat_dims(fn: Callable, *args: object) -> tuple[object, list[int]]:
-    """``fn(*args)`` and the dims it concatenated on; the result is None when a dim=0
-    concatenation made it fail."""
-    record = _watch(lambda: fn(*args))
+    """``fn(*args)`` and the dims it concatenated on (the result is None if a dim=0
+    concatenation made it fail)."""
+    record = watch(lambda: fn(*args))
     if record.error is not None and 0 not in record.dims:
         raise record.error
     return record.result, record.dims
 
 
 def wrong_input_size(model: nn.Module, run: Callable[[], object]) -> tuple[str, int, int] | None:
-    """The first ``nn.Linear`` that ``run()`` feeds a wrong number of features, as
-    (layer name, features it expects, features it got), or None if every layer fits."""
-    record = _watch(run, model)
+    """The first ``nn.Linear`` of ``model`` that ``run()`` feeds a wrong number of features,
+    as (layer name, features it expects, features it got), or None if every layer fits."""
+    record = watch(run, model)
     if record.error is not None and record.misfit() is None:
         raise record.error
     return record.misfit()
