@@ -17,7 +17,7 @@ from matplotlib.patches import FancyBboxPatch
 
 from cvae_lib.generation import same_z_all_labels, sample_z, samples_per_class
 from cvae_lib.models import CVAE
-from cvae_lib.validate import check_model, check_tensor, positive_int
+from cvae_lib.validate import check_model, check_tensor, integer
 
 # Inches per 28-pixel digit in every grid: about 85 screen pixels, readable on a projector.
 DIGIT_INCHES = 0.85
@@ -28,8 +28,7 @@ def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
     if check_tensor(images, "images").numel() == 0 or images.numel() % 784:
         raise ValueError(f"images must be 28x28 pictures, shape (N, 784) or (N, 28, 28), "
                          f"not {tuple(images.shape)}")
-    if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow <= 0:
-        raise ValueError(f"nrow must be a positive integer, not {nrow!r}")
+    integer(nrow, "nrow")
     tiles = images.detach().float().cpu().reshape(-1, 28, 28)
     if len(tiles) == 1:  # as torchvision's make_grid, whose import costs each kernel 80 MB
         return tiles[0]
@@ -76,8 +75,7 @@ def plot_conditional_generation(model: CVAE, n_rows: int = 4, seed: int = 0) -> 
     """Top row: one z decoded under every label. Each row below: another z, again under every
     label, so the label is fixed per column and z per row (one z per row, not per image)."""
     k = check_model(model).num_classes
-    if isinstance(n_rows, bool) or not isinstance(n_rows, int) or not 0 <= n_rows <= 100:
-        raise ValueError(f"n_rows must be a whole number from 0 to 100, not {n_rows!r}")
+    integer(n_rows, "n_rows", maximum=100, minimum=0)
     z = sample_z(model, n_rows + 1, seed=seed)
     top = same_z_all_labels(model, z[0])
     rest = torch.cat([model.generate(list(range(k)), z=z[i].expand(k, -1).contiguous())
@@ -141,7 +139,7 @@ def live_training_progress(model: CVAE, z: torch.Tensor, num_epochs: int) -> Cal
     if tuple(z.shape) != (k, model.latent_dim):
         raise ValueError(f"z must hold one code per label, shape ({k}, {model.latent_dim}), "
                          f"not {tuple(z.shape)}")
-    num_epochs = positive_int(num_epochs, "num_epochs", maximum=100)
+    num_epochs = integer(num_epochs, "num_epochs", maximum=100)
     epochs, recons, kls, rows = [], [], [], []
     show = _in_place()
 

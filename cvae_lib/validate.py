@@ -40,9 +40,6 @@ def integer(value: object, name: str, maximum: int | None = None, minimum: int =
     return int(value)
 
 
-positive_int = integer  # the name plots.py still calls it by
-
-
 def one_of(value: object, name: str, choices: Sequence[object]) -> object:
     """Return ``value`` if it is one of ``choices``, else raise a ValueError listing them."""
     if value not in choices:

@@ -17,7 +17,7 @@ from PIL import Image
 from cvae_lib.generation import interpolate, same_z_all_labels, sample_z
 from cvae_lib.models import CVAE
 from cvae_lib.plots import image_grid
-from cvae_lib.validate import as_labels, check_model, one_code
+from cvae_lib.validate import as_labels, check_model, integer, one_code
 
 SCALE = 12  # 28 px -> 336 px: one digit must read from the back of a classroom
 STRIP_SCALE = 5  # a strip of digits: 140 px each, shrunk to the notebook's width if wider
@@ -71,8 +71,7 @@ def render_row(images: torch.Tensor, scale: int = STRIP_SCALE) -> bytes:
 def decoder_dims(model: CVAE, k: int = MAX_SLIDERS) -> list[int]:
     """The ``k`` latent dimensions the decoder weighs most (first-layer weight norm), sorted."""
     check_model(model)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer (how many dimensions), not {k!r}")
+    integer(k, "k (how many dimensions)")
     weight = model.decoder[0].weight.detach()[:, :model.latent_dim]
     return sorted(weight.norm(dim=0).argsort(descending=True)[:k].tolist())
 

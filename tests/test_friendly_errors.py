@@ -307,5 +307,5 @@ def test_a_bad_count_is_named_as_the_caller_wrote_it():
     """The message names the argument and value given, not a product computed from them."""
     with pytest.raises(ValueError, match="n_per_class must be a positive integer, not -3"):
         generation.samples_per_class(MODEL, -3)
-    with pytest.raises(ValueError, match="n_rows must be a whole number from 0 to 100, not -1"):
+    with pytest.raises(ValueError, match="n_rows must be an integer from 0 to 100, not -1"):
         plots.plot_conditional_generation(MODEL, n_rows=-1)
