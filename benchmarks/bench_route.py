@@ -1,9 +1,10 @@
 """Minutes of the core route for a new student: reading, running the cells, and the exercises.
 
 The core of a notebook is every cell before its first "Going further" marker (a heading or the
-bold line that opens the optional part). 07, the challenge extension, is not on the route. A new student (Python and basic PyTorch, no ELBO yet) reads new
-technical prose at about ``PROSE_WPM`` words a minute and code at ``CODE_LINES_PER_MIN`` lines a
-minute; every solution block of an exercise on the core route costs ``SOLUTION_MINUTES`` to
+bold line that opens the optional part). 07, the challenge extension, is not on the route. A
+new student (Python and basic PyTorch, no ELBO yet) reads new technical prose at about
+``PROSE_WPM`` words a minute and code at ``CODE_LINES_PER_MIN`` lines a minute; every solution
+block of an exercise on the core route costs ``SOLUTION_MINUTES`` to
 write (a block in a "Going further" part is off the route), and each such notebook ``SLIPS``
 slips of ``SLIP_MINUTES`` (open a hint or read the check's message, fix, rerun), so folded hints
 and solutions are not counted as reading; folded answers are. The rates were set so that 01-03
