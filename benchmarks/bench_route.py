@@ -1,21 +1,23 @@
 """Minutes of the core route for a new student: reading, running the cells, and the exercises.
 
 The core of a notebook is every cell before its first "Going further" marker (a heading or the
-bold line that opens the optional part); 06 has none, so all of it is core. 07, the challenge
-extension, is not on the route. A new student (Python and basic PyTorch, no ELBO yet) reads new
-technical prose at about ``PROSE_WPM`` words a minute and code at ``CODE_LINES_PER_MIN`` lines a
-minute; every solution block of an exercise costs ``SOLUTION_MINUTES`` to write, and each
-exercise notebook ``SLIPS`` slips of ``SLIP_MINUTES`` (open a hint or read the check's message,
-fix, rerun), so folded hints and solutions are not counted as reading; folded answers are. The
-rates were set so that 01-03 come out as the minutes a new student took on an earlier version
-(10, 9 and 7 minutes).
+bold line that opens the optional part). 07, the challenge extension, is not on the route. A
+new student (Python and basic PyTorch, no ELBO yet) reads new technical prose at about
+``PROSE_WPM`` words a minute and code at ``CODE_LINES_PER_MIN`` lines a minute; every solution
+block of an exercise on the core route costs ``SOLUTION_MINUTES`` to
+write (a block in a "Going further" part is off the route), and each such notebook ``SLIPS``
+slips of ``SLIP_MINUTES`` (open a hint or read the check's message, fix, rerun), so folded hints
+and solutions are not counted as reading; folded answers are. The rates were set so that 01-03
+come out as the minutes a new student took on an earlier version (10, 9 and 7 minutes).
 Execution time is what the cells took, read from notebooks executed in full mode::
 
     jupyter nbconvert --execute --to notebook --output-dir /tmp/route notebooks/0X_*.ipynb
     python benchmarks/bench_route.py /tmp/route
 
 (05 and 06 are executed from ``notebooks/solutions/``: the student copies stop at their TODOs.)
-A loaded class server is counted as ``LOADED_FACTOR`` times the measured execution time.
+A loaded class server is counted as ``LOADED_FACTOR`` times the measured execution time. With
+``--loaded`` the notebooks were executed on a loaded machine: the measured time is the loaded
+figure, and the quiet one is that time divided by ``LOADED_FACTOR``.
 """
 
 from __future__ import annotations
@@ -79,9 +81,12 @@ def seconds_run(cell: nbformat.NotebookNode) -> float:
 
 
 def solution_blocks(name: str) -> int:
-    """How many solution blocks the student writes in a notebook (0 if it is no exercise)."""
+    """How many solution blocks the student writes on the core route of a notebook."""
     source = ROOT / "notebooks" / "solutions" / f"{name}.ipynb"
-    return source.read_text(encoding="utf-8").count(SOLUTION) if source.is_file() else 0
+    if not source.is_file():
+        return 0
+    solution = nbformat.read(source, as_version=4)
+    return sum(src.count(SOLUTION) for _, _, src in core_cells(solution))
 
 
 def route_minutes(name: str, executed: Path | None) -> dict[str, float]:
@@ -110,9 +115,10 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def main(executed: Path | None) -> None:
+def main(executed: Path | None, loaded_run: bool = False) -> None:
     """Print the route table: minutes per notebook, total, and total on a loaded server."""
-    print(f"CPU: {cpu_name()}; executed notebooks: {executed or 'none (run time 0)'}")
+    print(f"CPU: {cpu_name()}; executed notebooks: {executed or 'none (run time 0)'}"
+          + ("; executed under load (run = measured / LOADED_FACTOR)" if loaded_run else ""))
     print(f"rates: prose {PROSE_WPM} words/min, code {CODE_LINES_PER_MIN} lines/min, "
           f"{SOLUTION_MINUTES} min per solution block + {SLIPS} slips of {SLIP_MINUTES} min")
     print(f"{'notebook':24} {'words':>6} {'lines':>6} {'read':>5} {'code':>5} {'run':>5} "
@@ -120,6 +126,8 @@ def main(executed: Path | None) -> None:
     total = loaded = 0.0
     for name in ROUTE:
         m = route_minutes(name, executed)
+        if loaded_run:
+            m["run"] /= LOADED_FACTOR
         quiet = m["read"] + m["code"] + m["run"] + m["exercise"]
         busy = quiet + (LOADED_FACTOR - 1) * m["run"]
         total, loaded = total + quiet, loaded + busy
@@ -129,4 +137,5 @@ def main(executed: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    args = [arg for arg in sys.argv[1:] if arg != "--loaded"]
+    main(Path(args[0]) if args else None, loaded_run="--loaded" in sys.argv[1:])
