@@ -17,7 +17,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from tests.browser import chromium_page, free_port, require_browser, running_server
-from tests.test_book import BUILT, HTML, LESSONS, PAGES
+from tests.test_book import BUILT, HTML, LESSONS, PAGES, _typeset
 
 pytestmark = pytest.mark.skipif(not BUILT, reason="no book built: `make book` (or "
                                 "`make book-fast`) first; a build takes minutes")
@@ -114,6 +114,7 @@ def test_nothing_is_wider_than_the_column(book_url: str, mode: str):
         page.emulate_media(media=media)
         for name in PAGES:
             page.goto(f"{book_url}/{name}", wait_until="networkidle")
+            _typeset(page)  # a formula's width is known once MathJax has typeset it
             page.evaluate("() => window.dispatchEvent(new Event('resize'))")
             bad += [f"{name}: {item}" for item in page.evaluate(OVERFLOWS_JS, media == "print")]
     assert not bad, f"{len(bad)} elements too wide at {mode}:\n" + "\n".join(bad[:40])

@@ -1,20 +1,18 @@
 // The book's pages for every reader (WCAG 2.1 AA): what CSS alone cannot do.
 "use strict";
 
-// A printout, table or formula wider than the column scrolls sideways: make it a named region
-// that the keyboard can reach and scroll, and mark it for book.css's edge shadows. Checked
-// again on resize, since whether it overflows depends on the window.
-const SCROLLERS = {"pre": "Printout", "div.math": "Formula", "div": "Table"};
-
+// A printout or table wider than the column scrolls sideways: make it a named region that the
+// keyboard can reach and scroll, and mark it for book.css's edge shadows. Checked again on
+// resize, since whether it overflows depends on the window.
 function markScrollers() {
-  const scrollers = document.querySelectorAll(".bd-article .cell_output pre, "
-    + ".bd-article div.math, .bd-article .pst-scrollable-table-container");
+  const scrollers = document.querySelectorAll(
+    ".bd-article .cell_output pre, .bd-article .pst-scrollable-table-container");
   const counts = {};
   for (const element of scrollers) {
     const scrolls = element.scrollWidth > element.clientWidth + 1;
     element.classList.toggle("cvae-scrolls", scrolls);
     if (scrolls) {
-      const what = Object.entries(SCROLLERS).find(([selector]) => element.matches(selector))[1];
+      const what = element.matches("pre") ? "Printout" : "Table";
       counts[what] = (counts[what] || 0) + 1;  // regions of a page need distinct names
       element.setAttribute("tabindex", "0");
       element.setAttribute("role", "region");
@@ -41,5 +39,3 @@ window.addEventListener("afterprint", () => {
 document.addEventListener("DOMContentLoaded", markScrollers);
 window.addEventListener("load", markScrollers);
 window.addEventListener("resize", markScrollers);
-// MathJax typesets after the page has loaded, and its formulas may then overflow.
-window.addEventListener("load", () => window.MathJax?.Hub?.Queue(markScrollers));

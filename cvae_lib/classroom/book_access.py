@@ -1,9 +1,10 @@
 """The book's pages for every reader (WCAG 2.1 AA): the Sphinx side of ``book/_static/book.*``.
 
 Loaded by :mod:`cvae_lib.classroom.book`. It links each figure that the page scales down to
-its full-size copy, turns a lesson's "**Important**" or "**Did you know?**" quote into an
-admonition, links each entry of a lesson's reference list to the book's references page, loads
-each script once, and mends three accessibility faults of the theme's own HTML.
+its full-size copy, numbers the figures of one cell that share its alt text, turns a lesson's
+"**Important**" or "**Did you know?**" quote into an admonition, links each entry of a lesson's
+reference list to the book's references page, loads each script once, and mends three
+accessibility faults of the theme's own HTML.
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def link_full_size(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 def _lead(paragraph: nodes.Element) -> nodes.Node | None:
     """The first child of ``paragraph`` that holds text (myst may open with an empty one)."""
     return next((node for node in paragraph.children if node.astext().strip()), None)
+
+
+def number_shared_alts(_app: Sphinx, doctree: nodes.document) -> None:
+    """Number the figures of one cell that share its alt text ("... (figure 2 of 2)").
+
+    myst-nb gives every image of a cell the cell's one alt text; a screen reader should still
+    tell two figures apart.
+    """
+    for cell in doctree.findall(lambda node: "cell_metadata" in getattr(node, "attributes", {})):
+        images = [image for image in cell.findall(nodes.image) if image.get("alt")]
+        for alt in {image["alt"] for image in images}:
+            shared = [image for image in images if image["alt"] == alt]
+            for i, image in enumerate(shared if len(shared) > 1 else [], start=1):
+                image["alt"] = f"{alt} (figure {i} of {len(shared)})"
 
 
 def quote_admonitions(_app: Sphinx, doctree: nodes.document) -> None:
@@ -141,6 +156,7 @@ def fix_theme_html(app: Sphinx, exception: Exception | None) -> None:
 def setup(app: Sphinx) -> dict[str, bool]:
     """The extension's hooks."""
     app.connect("doctree-read", quote_admonitions)
+    app.connect("doctree-read", number_shared_alts, priority=600)  # after the widget pictures
     app.connect("doctree-read", link_references)
     app.connect("doctree-resolved", link_full_size)
     app.connect("html-page-context", unique_scripts, priority=900)  # after others add scripts
