@@ -89,10 +89,12 @@ def _axe(page) -> list[dict]:  # noqa: ANN001 - a playwright Page
 
 
 def test_axe_finds_nothing_critical_or_serious(book_url: str):
-    """axe-core on every page: 0 critical, 0 serious; no script error on any page."""
-    failures, errors = [], []
+    """axe-core on every page: 0 critical, 0 serious; no script error, no icon-font script."""
+    failures, errors, icon_font = [], [], []
     with chromium_page(1280, 900) as page:
         page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+        page.on("request", lambda request: icon_font.append(request.url)
+                if "fontawesome.js" in request.url else None)
         for name in PAGES:
             page.goto(f"{book_url}/{name}", wait_until="networkidle")
             violations = _axe(page)
@@ -103,6 +105,7 @@ def test_axe_finds_nothing_critical_or_serious(book_url: str):
                          for v in violations if v["impact"] in SERIOUS]
     assert not failures, "\n".join(failures)
     assert not errors, f"script errors: {errors}"
+    assert not icon_font, f"1.49 MB of icon-font script loaded: {icon_font[:2]}"
 
 
 @pytest.mark.parametrize("mode", WIDTHS)

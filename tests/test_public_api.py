@@ -119,6 +119,7 @@ INSIDE = {
     "classroom.book_access.link_full_size", "classroom.book_access.quote_admonitions",
     "classroom.book_access.link_references", "classroom.book_access.unique_scripts",
     "classroom.book_access.fix_theme_html", "classroom.book_access.number_shared_alts",
+    "classroom.book_access.solid_icons", "classroom.book_access.icon_css",
     "checks.loss.LossProbe",  # the loss check's record of one probe, built from its own values
     # JupyterHub's pre-spawn hook and what it calls with the user ensure_student returned.
     "classroom.hub.student_spawn", "classroom.hub.give_course", "classroom.hub.student_env",

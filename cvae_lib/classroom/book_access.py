@@ -3,8 +3,8 @@
 Loaded by :mod:`cvae_lib.classroom.book`. It links each figure that the page scales down to
 its full-size copy, numbers the figures of one cell that share its alt text, turns a lesson's
 "**Important**" or "**Did you know?**" quote into an admonition, links each entry of a lesson's
-reference list to the book's references page, loads each script once, and mends three
-accessibility faults of the theme's own HTML.
+reference list to the book's references page, loads each script once, mends three
+accessibility faults of the theme's own HTML and draws its icons with a small stylesheet.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from docutils import nodes
 from sphinx.application import Sphinx
@@ -32,7 +33,19 @@ THEME_FIXES = [
     # docutils marks bibliography entries doc-biblioentry inside role="list"; a list may hold
     # only listitems (axe aria-required-children, critical), and the DPUB role is deprecated.
     (r'role="doc-biblioentry"', 'role="listitem"'),
+    # The icons come from icons.css (fix_theme_html writes it), not from the icon-font script.
+    (r'<script defer src="([./]*)_static/scripts/fontawesome\.js[^"]*"></script>',
+     r'<link rel="stylesheet" href="\1_static/icons.css" />'),
 ]
+# One icon of Font Awesome's bundle: name:[width,height,[aliases],"unicode","SVG path"].
+ICON = re.compile(r'[{,]"?([a-z0-9-]+)"?:\[(\d+),(\d+),\[[^\]]*\],"[0-9a-f]+","([^"]+)"\]')
+ICON_BASE = """.fa-solid, .fas, .fa-regular, .far, .fa-brands, .fab {
+  display: inline-block; width: 1.25em; height: 1em; vertical-align: -0.125em;
+  background-color: currentColor;
+  -webkit-mask: var(--cvae-icon) center / contain no-repeat;
+  mask: var(--cvae-icon) center / contain no-repeat;
+}
+.fa-lg { font-size: 1.25em; line-height: 0.05em; vertical-align: -0.075em; }"""
 
 
 def _image_target(app: Sphinx, docname: str, uri: str) -> str | None:
@@ -78,18 +91,18 @@ def quote_admonitions(_app: Sphinx, doctree: nodes.document) -> None:
 
     The notebooks keep a plain quote, which JupyterLab shows well; the book boxes it.
     """
-    for quote in list(doctree.findall(nodes.block_quote)):
-        first = quote.children[0] if quote.children else None
+    for block in list(doctree.findall(nodes.block_quote)):
+        first = block.children[0] if block.children else None
         lead = _lead(first) if isinstance(first, nodes.paragraph) else None
         name = lead.astext().strip().rstrip(".:").lower() if isinstance(lead, nodes.strong) else ""
         if name not in ADMONITIONS:
             continue
         first.remove(lead)
-        box = ADMONITIONS[name]("", *quote.children)
+        box = ADMONITIONS[name]("", *block.children)
         if name != "important":  # a generic admonition needs its title
             box.insert(0, nodes.title(text=lead.astext().strip().rstrip(".:")))
             box["classes"].append("tip")
-        quote.replace_self(box)
+        block.replace_self(box)
 
 
 def _normal(text: str) -> str:
@@ -141,12 +154,43 @@ def unique_scripts(_app: Sphinx, _page: str, _template: str, context: dict, _doc
     context["script_files"] = scripts
 
 
+def solid_icons(bundle: str) -> dict[str, tuple[str, str, str]]:
+    """Font Awesome's solid icons in the theme's bundle: name -> (width, height, SVG path).
+
+    The bundle defines the brands, regular and solid packs in that order, then registers the
+    solid one ("fas"): the last definition of a name before that is its solid icon.
+    """
+    solid_end = bundle.index('("fas",')
+    return {match[1]: (match[2], match[3], match[4]) for match in ICON.finditer(bundle)
+            if match.start() < solid_end}
+
+
+def icon_css(icons: dict[str, tuple[str, str, str]], names: set[str]) -> str:
+    """CSS that draws each named icon as a mask in the text colour, for ``<i class="fa-…">``."""
+    rules = [ICON_BASE]
+    for name in sorted(names & icons.keys()):
+        width, height, path = icons[name]
+        svg = quote(f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}'>"
+                    f"<path d='{path}'/></svg>")
+        rules.append(f'.fa-{name} {{ --cvae-icon: url("data:image/svg+xml,{svg}"); }}')
+    return "\n".join(rules) + "\n"
+
+
 def fix_theme_html(app: Sphinx, exception: Exception | None) -> None:
-    """Apply ``THEME_FIXES`` to every page the build wrote."""
+    """Apply ``THEME_FIXES`` to every page the build wrote, and draw its icons with CSS.
+
+    The theme loads 1.49 MB of Font Awesome JavaScript on every page to draw about a dozen
+    icons: ``_static/icons.css`` draws the ones the pages use in a few kilobytes instead.
+    """
     if exception is not None or app.builder.format != "html":
         return
-    for page in Path(app.outdir).rglob("*.html"):
-        text = original = page.read_text(encoding="utf-8")
+    static = Path(app.outdir) / "_static"
+    pages = {page: page.read_text(encoding="utf-8") for page in Path(app.outdir).rglob("*.html")}
+    names = {name for text in pages.values() for name in re.findall(r"\bfa-([a-z0-9-]+)", text)}
+    bundle = (static / "scripts" / "fontawesome.js").read_text(encoding="utf-8")
+    (static / "icons.css").write_text(icon_css(solid_icons(bundle), names), encoding="utf-8")
+    for page, original in pages.items():
+        text = original
         for pattern, replacement in THEME_FIXES:
             text = re.sub(pattern, replacement, text)
         if text != original:
