@@ -193,11 +193,16 @@ def plot_kl_per_dimension(kl_by_model: Mapping[str, torch.Tensor],
     return fig
 
 
+# The architecture diagram is drawn in inches (1 data unit = 1 inch) at a width whose 11 pt text
+# stays above 10 px when the book scales the figure down to its 688 px column (11 * 688 / 72 / 10).
+DIAGRAM_FONT = 11
+
+
 def _box(ax: plt.Axes, x: float, y: float, text: str, color: str, width: float = 1.5) -> None:
     """A rounded box of ``text`` centred on (x, y)."""
     ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.38), width, 0.76, linewidth=1.2,
                                 boxstyle="round,pad=0.05", facecolor=color, edgecolor="0.3"))
-    ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
+    ax.text(x, y, text, ha="center", va="center", fontsize=DIAGRAM_FONT)
 
 
 def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
@@ -208,42 +213,45 @@ def _arrow(ax: plt.Axes, start: tuple[float, float], end: tuple[float, float],
 
 
 def plot_cvae_architecture(model: CVAE) -> Figure:
-    """The data flow of ``model`` with its real sizes: where the label joins, what comes out."""
+    """The data flow of ``model`` with its real sizes: where the label joins, what comes out.
+
+    Two rows, encoder above and decoder below, so the figure is narrow enough for its labels
+    to stay readable at the width of a book page.
+    """
     d = check_model(model).latent_dim
     c = model.decoder[0].in_features - d  # the one-hot condition's width
     hidden = "256→256"
-    fig, ax = plt.subplots(figsize=(14, 4.4))
+    fig, ax = plt.subplots(figsize=(10, 5.6))
     label, cond, code = "#fde6c8", "#dcdcdc", "#d6eaf8"
-    _box(ax, 0.9, 3.0, "image x\n784", "white")
-    _box(ax, 0.9, 0.6, f"label y → one-hot\n{c}", label)
-    _box(ax, 2.9, 3.0, f"cat(dim=1)\n784+{c}={784 + c}", cond)
-    _box(ax, 5.0, 3.0, f"encoder MLP\n{784 + c}→{hidden}", code)
-    _box(ax, 7.0, 3.6, f"mu\n{d}", code, width=1.1)
-    _box(ax, 7.0, 2.4, f"logvar\n{d}", code, width=1.1)
-    _box(ax, 8.9, 3.0, f"z = mu + σ·ε\n{d}", code)
-    _box(ax, 8.9, 4.4, "ε ~ N(0, I)", "white", width=1.3)
-    _box(ax, 8.9, 1.6, f"cat(dim=1)\n{d}+{c}={d + c}", cond)
-    _box(ax, 11.0, 1.6, f"decoder MLP\n{d + c}→{hidden}→784",
-         code, width=2.0)
-    _box(ax, 13.1, 1.6, "x̂ = sigmoid(logits)\n784", "white", width=1.7)
-    for start, end in [((1.65, 3.0), (2.15, 3.0)), ((1.0, 1.0), (2.6, 2.6)),
-                       ((3.65, 3.0), (4.25, 3.0)), ((5.75, 3.2), (6.45, 3.55)),
-                       ((5.75, 2.8), (6.45, 2.45)), ((7.55, 3.55), (8.15, 3.15)),
-                       ((7.55, 2.45), (8.15, 2.85)), ((8.9, 4.0), (8.9, 3.4)),
-                       ((8.9, 2.6), (8.9, 2.0)), ((1.65, 0.6), (8.3, 1.35)),
-                       ((9.65, 1.6), (10.0, 1.6)), ((12.0, 1.6), (12.25, 1.6))]:
+    _box(ax, 0.65, 4.0, "image x\n784", "white", width=1.1)
+    _box(ax, 2.35, 4.0, f"cat(dim=1)\n784+{c}={784 + c}", cond, width=1.5)
+    _box(ax, 4.25, 4.0, f"encoder MLP\n{784 + c}→{hidden}", code, width=1.6)
+    _box(ax, 5.85, 4.5, f"mu\n{d}", code, width=0.9)
+    _box(ax, 5.85, 3.5, f"logvar\n{d}", code, width=0.9)
+    _box(ax, 7.45, 4.0, f"z = mu + σ·ε\n{d}", code, width=1.5)
+    _box(ax, 9.2, 4.0, "ε ~ N(0, I)", "white", width=1.3)
+    _box(ax, 1.0, 1.4, f"label y → one-hot\n{c}", label, width=1.9)
+    _box(ax, 3.75, 1.4, f"cat(dim=1)\n{d}+{c}={d + c}", cond, width=1.5)
+    _box(ax, 5.95, 1.4, f"decoder MLP\n{d + c}→{hidden}→784", code, width=2.2)
+    _box(ax, 8.7, 1.4, "x̂ = sigmoid(logits)\n784", "white", width=2.0)
+    for start, end in [((1.25, 4.0), (1.55, 4.0)), ((1.45, 1.8), (2.1, 3.55)),
+                       ((3.15, 4.0), (3.4, 4.0)), ((5.1, 4.15), (5.35, 4.4)),
+                       ((5.1, 3.85), (5.35, 3.6)), ((6.35, 4.4), (6.65, 4.15)),
+                       ((6.35, 3.6), (6.65, 3.85)), ((8.5, 4.0), (8.25, 4.0)),
+                       ((7.2, 3.55), (4.2, 1.85)), ((1.95, 1.4), (2.95, 1.4)),
+                       ((4.55, 1.4), (4.8, 1.4)), ((7.1, 1.4), (7.65, 1.4))]:
         _arrow(ax, start, end)
-    ax.text(4.6, 0.55, "the same one-hot label also goes to the decoder", fontsize=9,
-            color="0.35", rotation=3)
-    ax.text(7.0, 1.55, "KL(q(z|x,y) ‖ N(0, I))", ha="center", fontsize=9, color="tab:red")
-    ax.text(13.1, 0.8, "reconstruction:\nBCE(x̂, x)", ha="center", fontsize=9,
-            color="tab:red")
-    ax.text(10.3, 4.4, "to generate: skip the encoder,\ndraw z ~ N(0, I), pick y", fontsize=9,
-            color="tab:green", va="center")
-    ax.set_xlim(0, 14.1)
-    ax.set_ylim(0, 5)
+    notes = [(2.45, 0.55, "the same one-hot label\nalso goes to the decoder", "0.35"),
+             (5.85, 5.2, "KL(q(z|x,y) ‖ N(0, I))", "tab:red"),
+             (8.7, 0.55, "reconstruction: BCE(x̂, x)", "tab:red"),
+             (8.45, 2.75, "to generate: skip the encoder,\ndraw z ~ N(0, I), pick y",
+              "tab:green")]
+    for x, y, text, color in notes:
+        ax.text(x, y, text, ha="center", va="center", fontsize=DIAGRAM_FONT, color=color)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 5.6)
     ax.axis("off")
-    ax.set_title(f"{type(model).__name__}: the label y is concatenated to the encoder's and "
-                 f"the decoder's input")
+    ax.set_title(f"{type(model).__name__}: the label y joins the encoder's and the decoder's "
+                 f"input", fontsize=DIAGRAM_FONT + 1)
     fig.tight_layout()
     return fig

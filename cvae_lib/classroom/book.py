@@ -109,18 +109,50 @@ def _models(state: dict, model_id: str) -> Iterator[dict]:
         yield from _models(state, child.removeprefix("IPY_MODEL_"))
 
 
-def _widget_figure(document: nodes.document, models: list[dict]) -> nodes.Element:
-    """A widget's first state as a figure: its images, and a caption naming its controls."""
+def _control(model: dict) -> str:
+    """One control of a widget as inactive HTML, in the state the notebook left it."""
+    state, kind = model["state"], model["model_name"]
+    label = html.escape(state.get("description", ""))
+    if kind in ("FloatSliderModel", "IntSliderModel"):
+        value = format(state["value"], state.get("readout_format", ".2f"))
+        return (f'<label class="cvae-control">{label} <input type="range" disabled '
+                f'min="{state["min"]}" max="{state["max"]}" step="{state["step"]}" '
+                f'value="{state["value"]}"> <output>{value}</output></label>')
+    if kind == "ToggleButtonsModel":
+        pressed = ["false"] * len(state["_options_labels"])
+        pressed[state["index"]] = "true"
+        buttons = "".join(f'<button type="button" disabled aria-pressed="{on}">'
+                          f'{html.escape(option)}</button>'
+                          for option, on in zip(state["_options_labels"], pressed))
+        return (f'<div class="cvae-control" role="group" aria-label="{label}">{label} '
+                f'{buttons}</div>')
+    if kind == "ButtonModel":
+        return f'<button type="button" class="cvae-control" disabled>{label}</button>'
+    return f'<div class="cvae-control">{state["value"]}</div>'  # a text model: our own HTML
+
+
+def _cell_alt(node: nodes.Node) -> str | None:
+    """The alt text the output's notebook cell gives its images (``mystnb: image: alt``)."""
+    while node is not None and "cell_metadata" not in getattr(node, "attributes", {}):
+        node = node.parent
+    return None if node is None else node["cell_metadata"].get("mystnb", {}).get(
+        "image", {}).get("alt")
+
+
+def _widget_figure(document: nodes.document, models: list[dict], alt: str | None
+                   ) -> nodes.Element:
+    """A widget's first state as a student sees it: its controls, inactive, and its pictures."""
     figure = nodes.figure(classes=["cvae-widget"])
     document.set_id(figure)  # a figure with a caption needs an id
+    controls = "".join(_control(m) for m in models
+                       if m["model_name"] in CONTROLS or m["model_name"] in TEXT_MODELS)
+    figure += nodes.raw("", f'<div class="cvae-controls">{controls}</div>', format="html")
     for model in models:
         for buffer in model.get("buffers", []) if model["model_name"] == "ImageModel" else []:
             figure += nodes.image(uri=f"data:image/png;base64,{buffer['data']}",
-                                  alt="the widget's picture in its first state")
-    controls = [f"{CONTROLS[m['model_name']]} {m['state'].get('description', '')}".strip()
-                for m in models if m["model_name"] in CONTROLS]
-    figure += nodes.caption(text="A live widget, shown in its first state. Run the notebook in "
-                            f"JupyterLab and its controls redraw it: {', '.join(controls)}.")
+                                  alt=alt or "the widget's picture in its first state")
+    figure += nodes.caption(text="A live widget, shown as the notebook left it: its controls "
+                            "work when you run the notebook in JupyterLab.")
     return figure
 
 
@@ -131,11 +163,12 @@ def _widget_text(models: list[dict]) -> nodes.Element:
     return nodes.literal_block(text, text, classes=["output", "cvae-widget"])
 
 
-def _widget_output(document: nodes.document, state: dict, model_id: str) -> nodes.Element:
+def _widget_output(document: nodes.document, state: dict, model_id: str,
+                   alt: str | None) -> nodes.Element:
     """What the page shows for one widget view: a figure if it draws, else its text."""
     models = list(_models(state, model_id))
     if any(model["model_name"] == "ImageModel" for model in models):
-        return _widget_figure(document, models)
+        return _widget_figure(document, models, alt)
     return _widget_text(models)
 
 
@@ -149,7 +182,7 @@ def widget_pictures(app: Sphinx, doctree: nodes.document) -> None:
     for node in list(doctree.findall(nodes.raw)):
         if node.astext().startswith(WIDGET_SCRIPT):
             view = json.loads(node.astext()[len(WIDGET_SCRIPT):-len("</script>")])
-            node.replace_self(_widget_output(doctree, state, view["model_id"]))
+            node.replace_self(_widget_output(doctree, state, view["model_id"], _cell_alt(node)))
 
 
 def short_tracebacks(_app: Sphinx, doctree: nodes.document) -> None:
@@ -165,6 +198,7 @@ def short_tracebacks(_app: Sphinx, doctree: nodes.document) -> None:
 
 def setup(app: Sphinx) -> dict[str, bool]:
     """The Sphinx extension: local MathJax, widgets as pictures, one-line TODO errors."""
+    app.setup_extension("cvae_lib.classroom.book_access")  # pages every reader can use
     app.connect("doctree-read", widget_pictures, priority=400)  # before images are collected
     app.connect("doctree-read", short_tracebacks)
     app.connect("build-finished", copy_mathjax)
