@@ -1,8 +1,9 @@
 """Every evaluation figure of a trained model at once: what the main job writes to metrics.json.
 
-Introduced in the README's main job (``make demo``); the figures here (the IWAE bound and the
-two diversity measures) serve that job and the benchmarks, which call them with values of their
-own, so they trust their callers. The notebooks use ``cvae_lib.evaluate``'s figures one at a time.
+Written by the main job (``make demo``; the book's page "The main job, the tests and the
+code"); the figures here (the IWAE bound and the two diversity measures) serve that job and the
+benchmarks, which call them with values of their own, so they trust their callers. The
+notebooks use ``cvae_lib.evaluate``'s figures one at a time.
 """
 
 from __future__ import annotations

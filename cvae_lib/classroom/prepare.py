@@ -1,10 +1,10 @@
 """Get a classroom ready: build every cache the course needs, so it runs offline afterwards.
 
-Introduced in the README's instructor section: ``python -m cvae_lib prepare``. It builds the
-MNIST data cache, every course model of ``cvae_lib.course.COURSE_CONFIGS`` and the
-evaluation classifier of ``cvae_lib.classifier``. Whatever is already cached is only found, so
-a second run does nothing. It prepares what the current mode needs: the full course, or tiny
-models when ``CVAE_FAST=1``.
+Introduced in the book's instructor page "Before class: prepare once": ``python -m cvae_lib
+prepare``. It builds the MNIST data cache, every course model of
+``cvae_lib.course.COURSE_CONFIGS`` and the evaluation classifier of ``cvae_lib.classifier``.
+Whatever is already cached is only found, so a second run does nothing. It prepares what the
+current mode needs: the full course, or tiny models when ``CVAE_FAST=1``.
 """
 
 from __future__ import annotations
