@@ -22,6 +22,7 @@ figure, and the quiet one is that time divided by ``LOADED_FACTOR``.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import platform
 import re
@@ -136,6 +137,20 @@ def main(executed: Path | None, loaded_run: bool = False) -> None:
     print(f"{'total':24} {'':6} {'':6} {'':5} {'':5} {'':5} {'':5} {total:6.1f} {loaded:7.1f}")
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The folder of executed notebooks (optional) and --loaded, checked before any work."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("executed", nargs="?", type=Path,
+                        help="folder of notebooks executed in full mode (none: run time 0)")
+    parser.add_argument("--loaded", action="store_true",
+                        help="the notebooks were executed on a loaded machine")
+    args = parser.parse_args(argv)
+    if args.executed is not None and not args.executed.is_dir():
+        parser.error(f"{args.executed} is not a folder: pass the --output-dir given to "
+                     f"jupyter nbconvert --execute (see this script's docstring)")
+    return args
+
+
 if __name__ == "__main__":
-    args = [arg for arg in sys.argv[1:] if arg != "--loaded"]
-    main(Path(args[0]) if args else None, loaded_run="--loaded" in sys.argv[1:])
+    options = parse(sys.argv[1:])
+    main(options.executed, loaded_run=options.loaded)
