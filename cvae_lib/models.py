@@ -67,7 +67,8 @@ class CVAE(nn.Module):
     def generate(self, labels: list[int] | torch.Tensor, z: torch.Tensor | None = None
                  ) -> torch.Tensor:
         """One image per label, decoded from z (by default z ~ N(0, I), the prior)."""
-        labels, z, _ = validate.generation_inputs(self, labels, z)  # e.g. [7, 3] -> a tensor
+        # friendly checks; then labels ([7, 3] -> a tensor) and z (or None) on the model's device
+        labels, z, _ = validate.generation_inputs(self, labels, z)  # _: 07's extra condition
         if z is None:
             z = torch.randn(len(labels), self.latent_dim, device=labels.device)
         return self.decode(z, self.one_hot(labels))
