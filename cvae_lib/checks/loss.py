@@ -8,10 +8,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from cvae_lib.checks.base import NUM_PIXELS, describe, require, require_callable, seeded
+from cvae_lib.checks.base import NUM_PIXELS, checking, describe, require
 
 LOSS_SHAPES = ((3, 4), (1, 2), (2, 7))  # (batch, latent_dim) of the probes
 MU_RANGE, LOGVAR_RANGE = 6.0, (-4.0, 3.0)  # mu wide enough for mu^2 to dominate the KL
+KL_CASES = (", with logvar = 0 and mu != 0", ", with mu = 0 and logvar != 0", ", with both")
 Formula = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -54,6 +55,7 @@ KL_FORMULAS: dict[str, Formula] = {
     "kl_logvar2": lambda m, lv: -0.5 * _kl_entries(m, lv, lambda v: v.pow(2)).sum(),
     "kl_std": lambda m, lv: -0.5 * _kl_entries(m, lv, lambda v: v.mul(0.5).exp()).sum(),
 }
+FORMULAS = {"recon": RECON_FORMULAS, "kl": KL_FORMULAS}
 
 
 def _close(got: float, expected: float, scale: float) -> bool:
@@ -68,77 +70,67 @@ class LossProbe:
     def __init__(self, cvae_loss: Callable[..., torch.Tensor], batch: int, latent: int) -> None:
         low, high = LOGVAR_RANGE
         self.size = f"a batch of {batch} with latent_dim {latent}"
-        self.cvae_loss, self.x = cvae_loss, torch.rand(batch, NUM_PIXELS).round()
+        self.x = torch.rand(batch, NUM_PIXELS).round()
         self.blurry = 0.001 + 0.998 * torch.rand(batch, NUM_PIXELS)
         self.sharp = torch.where(self.x > 0.5, 0.875, 0.125)  # exact in float32, as is 1 - it
         zeros = torch.zeros(batch, latent)
         means = (2 * torch.rand(batch, latent) - 1) * MU_RANGE
         logvars = low + (high - low) * torch.rand(batch, latent)
         self.cases = [(means, zeros), (zeros, logvars), (means, logvars), (zeros, zeros)]
-        self.at_prior = self.loss(self.sharp, self.cases[-1])
-        self.got = {"recon": [self.loss(self.blurry, self.cases[-1]) - self.at_prior],
-                    "kl": [self.loss(self.sharp, c) - self.at_prior for c in self.cases[:-1]]}
-
-    def loss(self, recon: torch.Tensor, case: tuple[torch.Tensor, torch.Tensor]) -> float:
-        """The student's loss as a float, after checking it is a single number."""
-        value = self.cvae_loss(recon, self.x, *case)
-        require(isinstance(value, torch.Tensor) and value.numel() == 1, "not_scalar",
-                got=describe(value))
-        return value.item()
-
-    def expected(self, term: str, formula: Formula) -> list[float]:
-        """How ``formula`` of ``term`` ("recon" or "kl") changes where the student's was read."""
-        if term == "recon":
-            return [(formula(self.blurry, self.x) - formula(self.sharp, self.x)).item()]
-        values = [formula(*case).item() for case in self.cases]
-        return [v - values[-1] for v in values[:-1]]
+        values = [cvae_loss(self.blurry, self.x, *self.cases[-1])]
+        values += [cvae_loss(self.sharp, self.x, *case) for case in self.cases]
+        for value in values:
+            require(isinstance(value, torch.Tensor) and value.numel() == 1, "not_scalar",
+                    got=describe(value))
+        *changes, self.at_prior = [value.item() for value in values]
+        self.got = {"recon": [changes[0] - self.at_prior],
+                    "kl": [change - self.at_prior for change in changes[1:]]}
 
     def mismatch(self, term: str, formula: Formula) -> tuple[int, float, float] | None:
-        """The first case where ``term`` differs from ``formula``: (case, got, expected)."""
-        for case, (got, expected) in enumerate(zip(self.got[term], self.expected(term, formula))):
-            if not _close(got, expected, self.at_prior):
-                return case, got, expected
-        return None
+        """The first case where ``term`` ("recon" or "kl") differs from ``formula``: (case,
+        got, expected)."""
+        if term == "recon":
+            want = [(formula(self.blurry, self.x) - formula(self.sharp, self.x)).item()]
+        else:
+            *values, prior = [formula(*case).item() for case in self.cases]
+            want = [value - prior for value in values]
+        return next(((case, got, expected) for case, (got, expected)
+                     in enumerate(zip(self.got[term], want))
+                     if not _close(got, expected, self.at_prior)), None)
 
 
-def _name(probes: list[LossProbe], term: str, formulas: dict[str, Formula]) -> str:
+def _name(probes: list[LossProbe], term: str) -> str:
     """The key of the first formula ``term`` equals on every probe, else "<term>_formula"."""
-    return next((key for key, formula in formulas.items()
-                 if not any(p.mismatch(term, formula) for p in probes)), f"{term}_formula")
+    return next((key for key, formula in FORMULAS[term].items()
+                 if not any(probe.mismatch(term, formula) for probe in probes)), f"{term}_formula")
 
 
-def _finding(probes: list[LossProbe], term: str, correct: Formula) -> str:
-    """Where ``term`` first differs from the right formula, in words."""
-    cases = [", with logvar = 0 and mu != 0", ", with mu = 0 and logvar != 0", ", with both"]
-    found = [(probe, probe.mismatch(term, correct)) for probe in probes]
-    probe, (case, got, expected) = next((p, m) for p, m in found if m)
-    return (f"is {got:.3f} for {probe.size}{cases[case] if term == 'kl' else ''}, "
-            f"where {expected:.3f} is right")
-
-
-@seeded
-def _check_loss(cvae_loss: Callable[..., torch.Tensor]) -> None:
-    """Name the reconstruction term, then the KL, then look for a constant added to the loss."""
-    probes = [LossProbe(cvae_loss, batch, latent) for batch, latent in LOSS_SHAPES]
-    recon_key = _name(probes, "recon", RECON_FORMULAS)
-    kl_key = _name(probes, "kl", KL_FORMULAS)
-    if (recon_key, kl_key) == ("bce_per_image", "kl_per_image"):
-        recon_key = kl_key = "loss_per_image"
-    for term, key, formulas in (("recon", recon_key, RECON_FORMULAS),
-                                ("kl", kl_key, KL_FORMULAS)):
-        finding = _finding(probes, term, formulas["correct"]) if key != "correct" else ""
-        require(key == "correct", key, finding=finding)
-    # At mu = 0 and logvar = 0 the KL is 0, so the loss is the summed BCE alone.
-    first = probes[0]
-    bce = _bce(first.sharp, first.x).item()
-    kl_without_one = 0.5 * first.cases[0][0].numel()  # what the KL gives there without "1 +"
-    require(not _close(first.at_prior, bce + kl_without_one, first.at_prior), "kl_one",
-            kl=first.at_prior - bce)
-    require(_close(first.at_prior, bce, first.at_prior), "offset", offset=first.at_prior - bce)
+def _finding(probes: list[LossProbe], term: str) -> str:
+    """Where ``term`` first differs from the right formula, in words ("" if nowhere)."""
+    for probe in probes:
+        found = probe.mismatch(term, FORMULAS[term]["correct"])
+        if found:
+            case, got, expected = found
+            return (f"is {got:.3f} for {probe.size}{KL_CASES[case] if term == 'kl' else ''}, "
+                    f"where {expected:.3f} is right")
+    return ""
 
 
 def check_cvae_loss(cvae_loss: Callable[..., torch.Tensor]) -> None:
-    """Check loss(reconstruction, original, mu, logvar) = BCE(sum) + KL(sum), naming slips."""
-    require_callable(cvae_loss, "function", "check_cvae_loss(cvae_loss)")
-    _check_loss(cvae_loss)
+    """Check loss(reconstruction, original, mu, logvar) = BCE(sum) + KL(sum), naming slips:
+    the reconstruction term, then the KL, then a constant added to the loss."""
+    with checking(cvae_loss, "function", "check_cvae_loss(cvae_loss)"):
+        probes = [LossProbe(cvae_loss, batch, latent) for batch, latent in LOSS_SHAPES]
+        keys = {term: _name(probes, term) for term in FORMULAS}
+        require(list(keys.values()) != ["bce_per_image", "kl_per_image"], "loss_per_image")
+        for term, key in keys.items():
+            require(key == "correct", key, finding=_finding(probes, term))
+        # At mu = 0 and logvar = 0 the KL is 0, so the loss is the summed BCE alone.
+        first = probes[0]
+        bce = _bce(first.sharp, first.x).item()
+        kl_without_one = 0.5 * first.cases[0][0].numel()  # the KL there without its "1 +"
+        require(not _close(first.at_prior, bce + kl_without_one, first.at_prior), "kl_one",
+                kl=first.at_prior - bce)
+        require(_close(first.at_prior, bce, first.at_prior), "offset",
+                offset=first.at_prior - bce)
     print("check_cvae_loss: OK (binary cross-entropy summed + KL summed)")

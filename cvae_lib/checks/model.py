@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae_lib.checks.base import (NUM_CLASSES, NUM_PIXELS, describe, require, require_callable,
-                                  seeded)
+from cvae_lib.checks.base import NUM_CLASSES, NUM_PIXELS, checking, describe, require
 from cvae_lib.checks.probes import watch
 
 
@@ -111,18 +110,12 @@ def _probe_forward(model: nn.Module, latent_dim: int) -> None:
             "forward_no_sampling")
 
 
-@seeded
-def _check_model(model_class: Callable[..., nn.Module]) -> None:
-    """The probes of check_simple_cvae, in the order a student writes the code."""
-    model = _build(model_class)
-    with torch.no_grad():
+def check_simple_cvae(model_class: Callable[..., nn.Module]) -> None:
+    """Check a SimpleCVAE class: layer sizes, both label concatenations, sigmoid, forward,
+    probed in the order a student writes the code."""
+    with checking(model_class, "class", "check_simple_cvae(SimpleCVAE)"), torch.no_grad():
+        model = _build(model_class)
         latent_dim = _probe_encoder(model.eval())
         _probe_decoder(model, latent_dim)
         _probe_forward(model.train(), latent_dim)
-
-
-def check_simple_cvae(model_class: Callable[..., nn.Module]) -> None:
-    """Check a SimpleCVAE class: layer sizes, both label concatenations, sigmoid, forward."""
-    require_callable(model_class, "class", "check_simple_cvae(SimpleCVAE)")
-    _check_model(model_class)
     print("check_simple_cvae: OK (encodes and decodes with the label)")

@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from cvae_lib.checks.base import describe, require, require_callable, seeded
+from cvae_lib.checks.base import checking, describe, require
 
 Sampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # (mu, logvar) of the probe's rows, row i holding case i % 6: mu far from 0, where a missing mu
@@ -112,32 +112,27 @@ def _check_gradient(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> 
     require(reach[1], "no_gradient_logvar")
 
 
-@seeded
-def _check_sampler(reparameterize: Sampler) -> None:
-    """The probes of check_reparameterize, over about 2^16 entries of the model's width (a
-    method may draw its noise with ``self.latent_dim``), then in small batches."""
-    width = getattr(getattr(reparameterize, "__self__", None), "latent_dim", 4)
-    width = width if isinstance(width, int) and 0 < width <= 512 else 4
-    mu, logvar = _cases(len(CASES) * max(2, ENTRIES // (len(CASES) * width)), width, grad=True)
-    z = _sample(reparameterize, mu, logvar)
-    require(torch.isfinite(z).all(), "noise_scale", finding="Your z has nan or inf")
-    eps, again = _noise(z, mu, logvar), _sample(reparameterize, mu, logvar).detach()
-    require(not torch.allclose(z.detach(), mu.detach()), "no_noise")
-    require(not torch.equal(z.detach(), again), "same_noise_every_call")
-    require(eps.std(dim=0).min() > 0.1, "noise_shared_batch")
-    require(width < 2 or eps[:, 0].sub(eps[:, 1]).abs().max() > 0.1, "noise_shared_dims")
-    require((eps < 0).double().mean() > 0.01, "uniform_noise")
-    _check_mean(z, eps)
-    with torch.no_grad():
-        _check_batch_sizes(reparameterize, eps)
-    _check_scale(eps)
-    fourth = eps.flatten().pow(4)  # 3 for a normal; a uniform or two-point noise gives less
-    _require_z(_z(fourth, 3.0), "not_normal", m4=fourth.mean())
-    _check_gradient(z, mu, logvar)
-
-
 def check_reparameterize(reparameterize: Sampler) -> None:
-    """Check z = mu + exp(0.5 * logvar) * eps: fresh N(0, 1) eps per entry, gradients flow."""
-    require_callable(reparameterize, "function", "check_reparameterize(reparameterize)")
-    _check_sampler(reparameterize)
+    """Check z = mu + exp(0.5 * logvar) * eps: fresh N(0, 1) eps per entry, gradients flow;
+    over about 2^16 entries of the model's width (a method may draw its noise with
+    ``self.latent_dim``), then in small batches."""
+    with checking(reparameterize, "function", "check_reparameterize(reparameterize)"):
+        width = getattr(getattr(reparameterize, "__self__", None), "latent_dim", 4)
+        width = width if isinstance(width, int) and 0 < width <= 512 else 4
+        mu, logvar = _cases(len(CASES) * max(2, ENTRIES // (len(CASES) * width)), width, True)
+        z = _sample(reparameterize, mu, logvar)
+        require(torch.isfinite(z).all(), "noise_scale", finding="Your z has nan or inf")
+        eps, again = _noise(z, mu, logvar), _sample(reparameterize, mu, logvar).detach()
+        require(not torch.allclose(z.detach(), mu.detach()), "no_noise")
+        require(not torch.equal(z.detach(), again), "same_noise_every_call")
+        require(eps.std(dim=0).min() > 0.1, "noise_shared_batch")
+        require(width < 2 or eps[:, 0].sub(eps[:, 1]).abs().max() > 0.1, "noise_shared_dims")
+        require((eps < 0).double().mean() > 0.01, "uniform_noise")
+        _check_mean(z, eps)
+        with torch.no_grad():
+            _check_batch_sizes(reparameterize, eps)
+        _check_scale(eps)
+        fourth = eps.flatten().pow(4)  # 3 for a normal; a uniform or two-point noise gives less
+        _require_z(_z(fourth, 3.0), "not_normal", m4=fourth.mean())
+        _check_gradient(z, mu, logvar)
     print("check_reparameterize: OK (z = mu + std * eps, eps ~ N(0, I) per entry)")
