@@ -85,7 +85,8 @@ clean:
 # solutions into book/_build/instructor/. `book-fast` executes the tests' tiny models instead,
 # into book/_build/fast/ (what .ci/run builds and tests). A rebuild re-runs changed notebooks.
 # HUB_URL=https://hub.example.edu gives every lesson page a button that opens it on that class
-# hub (with CVAE_HUB_RELEASE set as on the hub, if it is not /srv/cvae-course).
+# hub (with CVAE_HUB_RELEASE set as on the hub, if it is not /srv/cvae-course), and shows the
+# exercises as the hub hands them out: graded, without their folded solutions.
 .PHONY: book book-fast
 BOOK_HUB := $(if $(HUB_URL),--hub-url $(HUB_URL))
 book: prepare $(CLASSROOM)

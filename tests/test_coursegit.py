@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbgitpuller import GitPuller
 
-from cvae_lib.classroom import coursegit
+from cvae_lib.classroom import coursegit, exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -92,6 +92,41 @@ def test_check_finds_a_solution_anywhere_in_the_course_history(tmp_path: Path) -
     found = " ".join(coursegit.repo_problems(release, SOLUTIONS))
     assert "holds solutions" in found and "a copy of solutions/06_" in found
     assert coursegit.repo_problems(tmp_path / "none", SOLUTIONS)[0].startswith("the release")
+
+
+def _git_show(release: Path, *args: str) -> str:
+    """What git prints about the course repository of ``release``."""
+    return subprocess.run(["git", "--git-dir", str(coursegit.repo_path(release)), *args],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_the_hub_hands_out_graded_copies_without_folded_solutions(tmp_path: Path) -> None:
+    """The self-study copies in notebooks/ fold an answer under 05's and 07's hints; what the
+    class pulls is the graded copy, byte for byte, so no student opens the answer it is graded
+    on."""
+    release = tmp_path / "release"
+    release.mkdir()
+    folded = sorted(path.name for path in NOTEBOOKS.glob("*.ipynb")
+                    if "<summary>Solution" in path.read_text())
+    assert folded == ["05_modify_parameters.ipynb", "07_challenge_thickness.ipynb"]
+    coursegit.publish(NOTEBOOKS, release)
+    for name in folded:
+        published = _git_show(release, "show", f"main:{name}")
+        assert published == exercises.render(NOTEBOOKS / "solutions" / name, graded=True)
+        assert "<summary>Solution" not in published
+    assert coursegit.repo_problems(release, SOLUTIONS) == []
+
+
+def test_check_finds_a_folded_solution_an_older_release_published(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = tmp_path / "release"
+    release.mkdir()
+    with monkeypatch.context() as older:
+        older.setattr(coursegit, "without_folded_solutions", lambda notebook: notebook)
+        coursegit.publish(NOTEBOOKS, release)
+    coursegit.publish(NOTEBOOKS, release)
+    found = " ".join(coursegit.repo_problems(release, SOLUTIONS))
+    assert "holds solutions" in found and "05_modify_parameters.ipynb in commit" in found, found
 
 
 def _query(link: str) -> dict[str, list[bytes]]:

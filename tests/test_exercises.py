@@ -214,6 +214,27 @@ def test_graded_copy_of_a_lesson_holds_no_folded_solution(path: Path):
     assert "<summary>Hint" in render(path, graded=True)
 
 
+def test_a_class_book_shows_the_graded_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A book built for a class hub (``HUB_URL``) stages the exercises as the hub hands them
+    out, without folded solutions; the self-study book keeps them."""
+    from cvae_lib.classroom import book
+
+    staged = []
+    monkeypatch.setattr(book, "stage_lessons", lambda *a, **k: staged.append(k["graded"]))
+    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: None)
+    book.build(hub_url="https://hub.example.edu")
+    book.build()
+    assert staged == [True, False]
+    monkeypatch.undo()
+    for graded, expected in ((True, []), (False, ["05_modify_parameters.ipynb",
+                                                  "07_challenge_thickness.ipynb"])):
+        folder = tmp_path / ("class" if graded else "self-study")
+        book.stage_lessons(graded=graded, folder=folder)
+        assert len(list(folder.iterdir())) == 7
+        assert sorted(path.name for path in folder.iterdir()
+                      if "<summary>Solution" in path.read_text()) == expected
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_student_copy_is_fresh(path: Path):
     target = NOTEBOOKS / path.name

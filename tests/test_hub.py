@@ -324,6 +324,8 @@ def test_two_students_each_run_04_in_their_own_lab_and_stay_apart(hub: Hub) -> N
         assert sorted(p.name for p in course.glob("*.ipynb")) == lessons
         assert (course / ".git").is_dir(), f"{name}'s copy was not pulled by nbgitpuller"
         assert not (course / "solutions").exists(), "a student got the exercises' solutions"
+        folded = [p.name for p in course.glob("*.ipynb") if "<summary>Solution" in p.read_text()]
+        assert not folded, f"{name} can open the folded answers of {folded}"
         assert all(p.stat().st_uid == user.pw_uid for p in course.iterdir())
         own = home / OWN_CACHE
         assert not own.exists() or not list(own.rglob("*.pt")), f"{name} trained a course model"

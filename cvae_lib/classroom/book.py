@@ -12,23 +12,23 @@ so no page requests anything from another machine, and shows a failing TODO by i
 from __future__ import annotations
 
 import argparse
-import filecmp
 import html
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
+import nbformat
 from docutils import nodes
 from myst_nb.core.render import WIDGET_VIEW_MIMETYPE
 from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset
 
+from cvae_lib.classroom.exercises import without_folded_solutions
 from cvae_lib.classroom.launch import HUB_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,13 +51,17 @@ def lesson_sources(solutions: bool = False) -> list[Path]:
     return lessons
 
 
-def stage_lessons(solutions: bool = False) -> None:
-    """Copy the lessons into ``book/lessons/``, leaving unchanged copies (and mtimes) alone."""
-    LESSONS.mkdir(exist_ok=True)
+def stage_lessons(solutions: bool = False, graded: bool = False, folder: Path = LESSONS) -> None:
+    """Copy the lessons into ``folder`` (``graded``: without the folded solutions), leaving
+    unchanged copies (and mtimes) alone."""
+    folder.mkdir(exist_ok=True)
     for source in lesson_sources(solutions):
-        target = LESSONS / source.name
-        if not target.exists() or not filecmp.cmp(source, target, shallow=False):
-            shutil.copyfile(source, target)
+        text = source.read_text(encoding="utf-8")
+        if graded:
+            text = nbformat.writes(without_folded_solutions(nbformat.reads(text, 4))) + "\n"
+        target = folder / source.name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
 
 
 def output_root(fast: bool = False, solutions: bool = False) -> Path:
@@ -84,9 +88,9 @@ def build(fast: bool = False, solutions: bool = False, hub_url: str = "") -> Pat
     """Stage and build the book; return the folder holding its ``index.html``.
 
     With ``hub_url``, every lesson page gets a button that opens it on that class hub
-    (``cvae_lib.classroom.launch``).
+    (``cvae_lib.classroom.launch``), and the exercises are the graded copies the hub hands out.
     """
-    stage_lessons(solutions)
+    stage_lessons(solutions, graded=bool(hub_url) and not solutions)
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     subprocess.run([str(jupyter_book), "build", str(BOOK),
                     "--path-output", str(output_root(fast, solutions))],
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub-url", default="", metavar="URL",
                         help="the class hub (e.g. https://hub.example.edu): every lesson page "
                              "gets a button that opens it there (CVAE_HUB_RELEASE names the "
-                             "release the hub serves)")
+                             "release the hub serves), and the exercises are graded copies")
     args = parser.parse_args(argv)
     html = build(fast=args.fast, solutions=args.solutions, hub_url=args.hub_url)
     print(f"The book is in {html}: open {html / 'index.html'}, or preview it with\n"

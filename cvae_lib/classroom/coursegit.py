@@ -2,22 +2,26 @@
 
 Introduced in the book's hub guide. The release (``cvae_lib.classroom.release``) holds
 ``course.git``: a bare repository with the lessons' student copies only (never
-``notebooks/solutions/``), committed by ``hub release`` and ``hub publish``, owned by root and
-read-only to students. Each student's server pulls it with nbgitpuller into ``~/cvae-course``,
-as the student: at every login (the server's start page is the pull link) and from every
-launch button of the book. nbgitpuller merges what the instructor published into the student's
-copy; where both changed the same lines, the student's edit wins.
+``notebooks/solutions/``, and without the folded solutions of the self-study copies: a class
+server is where exercises are graded), committed by ``hub release`` and ``hub publish``, owned
+by root and read-only to students. Each student's server pulls it with nbgitpuller into
+``~/cvae-course``, as the student: at every login (the server's start page is the pull link)
+and from every launch button of the book. nbgitpuller merges what the instructor published
+into the student's copy; where both changed the same lines, the student's edit wins.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
+
+import nbformat
+
+from cvae_lib.classroom.exercises import without_folded_solutions
 
 REPO_NAME = "course.git"
 BRANCH = "main"
@@ -26,7 +30,9 @@ COURSE_FOLDER = "cvae-course"  # the student's copy of the notebooks, in their h
 # global config names it safe. Students get a system config of the release's own (their
 # ~/.gitconfig stays theirs); local clones ignore per-command settings such as -c.
 GITCONFIG = "gitconfig"
-SOLUTION_MARK = "### BEGIN SOLUTION"  # nbgrader's marker: only notebooks/solutions/ holds it
+# What only an answer holds: nbgrader's marker (notebooks/solutions/), and the folded solution
+# of a self-study copy's markdown (exercises.SOLUTION_BLOCK), as git grep -E -i patterns.
+SOLUTION_PATTERNS = ("### BEGIN SOLUTION", "<summary>[[:space:]]*solution")
 
 
 def repo_path(release: Path) -> Path:
@@ -75,7 +81,8 @@ def _git(*args: str, env: dict[str, str] | None = None, check: bool = True) -> s
 
 
 def publish(notebooks: Path, release: Path, served_at: Path | None = None) -> str | None:
-    """Commit the student notebooks of ``notebooks`` (not its ``solutions/``) to the release.
+    """Commit the student notebooks of ``notebooks`` (not its ``solutions/``), without folded
+    solutions, to the release.
 
     Returns the new commit, or None if they have not changed. ``served_at`` is where the
     release will be served from, if it is being built elsewhere.
@@ -90,7 +97,8 @@ def publish(notebooks: Path, release: Path, served_at: Path | None = None) -> st
         tree.mkdir()
         for source in sorted(Path(notebooks).glob("*.ipynb")):
             if source.is_file() and not source.is_symlink():
-                shutil.copyfile(source, tree / source.name)
+                graded = without_folded_solutions(nbformat.read(source, as_version=4))
+                (tree / source.name).write_text(nbformat.writes(graded) + "\n")
         # A fresh index holds exactly these files: a lesson removed here leaves the course.
         env = {"GIT_DIR": str(repo), "GIT_WORK_TREE": str(tree),
                "GIT_INDEX_FILE": str(Path(scratch) / "index")}
@@ -124,7 +132,8 @@ def repo_problems(release: Path, solutions: list[Path]) -> list[str]:
     blobs = _git(*git, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)")
     found += [f"a copy of solutions/{hashes[blob]}" for blob in blobs.split() if blob in hashes]
     revisions = _git(*git, "rev-list", "--all").split()
-    marked = _git(*git, "grep", "-l", "-F", SOLUTION_MARK, *revisions, check=False)
+    patterns = [arg for pattern in SOLUTION_PATTERNS for arg in ("-e", pattern)]
+    marked = _git(*git, "grep", "-l", "-i", "-E", *patterns, *revisions, check=False)
     found += [f"{path} in commit {rev[:12]}" for rev, _, path in
               (line.partition(":") for line in marked.splitlines())]
     if found:
