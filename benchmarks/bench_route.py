@@ -1,7 +1,8 @@
 """Minutes of the core route for a new student: reading, running the cells, and the exercises.
 
 The core of a notebook is every cell before its first "Going further" marker (a heading or the
-bold line that opens the optional part). 07, the challenge extension, is not on the route. A
+bold line that opens the optional part). 07, the challenge extension, is not on the route: it
+is counted whole, by the same rates, on a line of its own below the total. A
 new student (Python and basic PyTorch, no ELBO yet) reads new technical prose at about
 ``PROSE_WPM`` words a minute and code at ``CODE_LINES_PER_MIN`` lines a minute; every solution
 block of an exercise on the core route costs ``SOLUTION_MINUTES`` to
@@ -34,6 +35,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 ROUTE = ["01_vae_fundamentals", "02_label_conditioning", "03_training", "04_generation",
          "05_modify_parameters", "06_recode_from_scratch"]
+EXTENSION = "07_challenge_thickness"  # off the route: all its cells, not in the total
 PROSE_WPM = 110
 CODE_LINES_PER_MIN = 20
 SOLUTION_MINUTES = 1.0
@@ -81,26 +83,33 @@ def seconds_run(cell: nbformat.NotebookNode) -> float:
     return (end - start).total_seconds()
 
 
-def solution_blocks(name: str) -> int:
+def counted_cells(notebook: nbformat.NotebookNode, whole: bool) -> list[tuple[int, str, str]]:
+    """The cells counted: the core, or every cell of a notebook off the route (``whole``)."""
+    if whole:
+        return [(i, cell.cell_type, cell.source) for i, cell in enumerate(notebook.cells)]
+    return core_cells(notebook)
+
+
+def solution_blocks(name: str, whole: bool = False) -> int:
     """How many solution blocks the student writes on the core route of a notebook."""
     source = ROOT / "notebooks" / "solutions" / f"{name}.ipynb"
     if not source.is_file():
         return 0
     solution = nbformat.read(source, as_version=4)
-    return sum(src.count(SOLUTION) for _, _, src in core_cells(solution))
+    return sum(src.count(SOLUTION) for _, _, src in counted_cells(solution, whole))
 
 
-def route_minutes(name: str, executed: Path | None) -> dict[str, float]:
-    """Reading, running and exercise minutes of one notebook's core."""
+def route_minutes(name: str, executed: Path | None, whole: bool = False) -> dict[str, float]:
+    """Reading, running and exercise minutes of one notebook's core (or all of it: ``whole``)."""
     student = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    cells = core_cells(student)
+    cells = counted_cells(student, whole)
     words = sum(prose_words(src) for _, kind, src in cells if kind == "markdown")
     lines = sum(code_lines(src) for _, kind, src in cells if kind == "code")
     run = 0.0
     if executed is not None and (executed / f"{name}.ipynb").is_file():
         ran = nbformat.read(executed / f"{name}.ipynb", as_version=4)
-        run = sum(seconds_run(ran.cells[i]) for i, _, _ in core_cells(ran)) / 60
-    blocks = solution_blocks(name)
+        run = sum(seconds_run(ran.cells[i]) for i, _, _ in counted_cells(ran, whole)) / 60
+    blocks = solution_blocks(name, whole)
     exercise = blocks * SOLUTION_MINUTES + (SLIPS * SLIP_MINUTES if blocks else 0)
     return {"words": words, "code lines": lines, "read": words / PROSE_WPM,
             "code": lines / CODE_LINES_PER_MIN, "run": run, "exercise": exercise}
@@ -126,15 +135,22 @@ def main(executed: Path | None, loaded_run: bool = False) -> None:
           f"{'exer':>5} {'total':>6} {'loaded':>7}")
     total = loaded = 0.0
     for name in ROUTE:
-        m = route_minutes(name, executed)
-        if loaded_run:
-            m["run"] /= LOADED_FACTOR
-        quiet = m["read"] + m["code"] + m["run"] + m["exercise"]
-        busy = quiet + (LOADED_FACTOR - 1) * m["run"]
+        quiet, busy = print_row(name, route_minutes(name, executed), loaded_run)
         total, loaded = total + quiet, loaded + busy
-        print(f"{name:24} {m['words']:6.0f} {m['code lines']:6.0f} {m['read']:5.1f} "
-              f"{m['code']:5.1f} {m['run']:5.1f} {m['exercise']:5.1f} {quiet:6.1f} {busy:7.1f}")
     print(f"{'total':24} {'':6} {'':6} {'':5} {'':5} {'':5} {'':5} {total:6.1f} {loaded:7.1f}")
+    print_row(f"{EXTENSION[:2]} (off the route)", route_minutes(EXTENSION, executed, whole=True),
+              loaded_run)
+
+
+def print_row(label: str, m: dict[str, float], loaded_run: bool) -> tuple[float, float]:
+    """Print one notebook's row of the table; return its quiet and loaded minutes."""
+    if loaded_run:
+        m["run"] /= LOADED_FACTOR
+    quiet = m["read"] + m["code"] + m["run"] + m["exercise"]
+    busy = quiet + (LOADED_FACTOR - 1) * m["run"]
+    print(f"{label:24} {m['words']:6.0f} {m['code lines']:6.0f} {m['read']:5.1f} "
+          f"{m['code']:5.1f} {m['run']:5.1f} {m['exercise']:5.1f} {quiet:6.1f} {busy:7.1f}")
+    return quiet, busy
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
