@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import shutil
@@ -141,6 +142,13 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
     }
 
 
+def deep_cell() -> nbformat.NotebookNode:
+    """The solution with a cell so deeply nested that Python's parser gives up on it."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("x = a" + " + a" * 24_000))  # 96,005 chars
+    return nb
+
+
 class Listener:
     """A listening socket (TCP on 127.0.0.1 by default) that records every connection to it."""
 
@@ -174,10 +182,16 @@ def graded(tmp_path_factory) -> dict:
     todo = reparameterize_variant('raise NotImplementedError("TODO: compute z")')
     samples = {"correct.ipynb": (solution, {}),
                "todo.ipynb": (todo, reparameterize_fails(submission_run.TODO)),
-               **mistakes(solution), **attacks(targets, listener.server.getsockname()[1])}
+               **mistakes(solution), **attacks(targets, listener.server.getsockname()[1]),
+               "deep.ipynb": (deep_cell(), {})}
     for name, (nb, _) in samples.items():
         nbformat.write(nb, folder / name)
     (folder / "corrupt.ipynb").write_text("{ this is not json")
+    odd = deep_cell()
+    odd.cells[3].source += " + a" * 2_000
+    nbformat.write(odd, folder / "long_cell.ipynb")
+    odd.cells[3].source = 5
+    (folder / "int_source.ipynb").write_text(json.dumps(odd))
     (folder / "notes.txt").write_text("not a notebook")
     shutil.copy(NOTEBOOKS / "01_vae_fundamentals.ipynb", folder / "lesson01.ipynb")
     shutil.copy(NOTEBOOKS / "05_modify_parameters.ipynb", folder / "ex05.ipynb")
@@ -221,6 +235,8 @@ def test_every_submission_gets_its_expected_row(graded: dict) -> None:
         want = [expected.get(check, submission_run.OK) for check in exercise.checks]
         assert rows[name][1:] == want, name
     assert rows["corrupt.ipynb"][0].startswith("unreadable")
+    assert rows["long_cell.ipynb"] == ["not graded: a code cell of over 100,000 characters"]
+    assert rows["int_source.ipynb"] == ["unreadable: a cell without a type or text"]
     assert rows["notes.txt"] == ["not a notebook"]
     assert rows["lesson01.ipynb"] == [grading.NOT_EXERCISE]
     assert rows["ex05.ipynb"] == ["wrong exercise: 05, not 06"]

@@ -31,6 +31,7 @@ from cvae_lib.infra.storage import check_writable
 
 NOT_EXERCISE = "not an exercise notebook"
 MAX_MB = 20  # a notebook larger than this is listed, not read
+MAX_CELL_CHARS = 100_000  # a code cell longer than this is not parsed (a student's: a few 1,000)
 KINDS = {stat.S_ISLNK: "a symbolic link", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
          stat.S_ISCHR: "a device", stat.S_ISBLK: "a device", stat.S_ISDIR: "a folder"}
 Submission = tuple[str, "nbformat.NotebookNode | str"]  # its name, its notebook or why not
@@ -58,6 +59,12 @@ def _parse(data: bytes) -> nbformat.NotebookNode | str:
         return f"unreadable: {type(err).__name__}"
     if not isinstance(nb.get("cells"), list):
         return "unreadable: no cells"
+    for cell in nb.cells:
+        if not (isinstance(cell, dict) and isinstance(cell.get("cell_type"), str)
+                and isinstance(cell.get("source"), str)):
+            return "unreadable: a cell without a type or text"
+        if cell.cell_type == "code" and len(cell.source) > MAX_CELL_CHARS:
+            return f"not graded: a code cell of over {MAX_CELL_CHARS:,} characters"
     return nb
 
 
@@ -124,13 +131,16 @@ def grade_file(submission: Submission, exercises: list[Exercise], only: Exercise
     name, nb = printable(submission[0]), submission[1]
     if isinstance(nb, str):
         return Row(name, status=nb)
-    exercise = identify(nb, exercises)
-    if exercise is None:
-        return Row(name, status=NOT_EXERCISE)
-    if only is not None and exercise != only:
-        return Row(name, exercise.number,
-                   f"wrong exercise: {exercise.number}, not {only.number}")
-    cells = run_submission(nb, exercise, limits[exercise.number], sandbox)
+    try:
+        exercise = identify(nb, exercises)
+        if exercise is None:
+            return Row(name, status=NOT_EXERCISE)
+        if only is not None and exercise != only:
+            return Row(name, exercise.number,
+                       f"wrong exercise: {exercise.number}, not {only.number}")
+        cells = run_submission(nb, exercise, limits[exercise.number], sandbox)
+    except Exception as err:  # noqa: BLE001 - one odd notebook must not stop the class's grading
+        return Row(name, status=f"not graded: the grader failed on it ({type(err).__name__})")
     return Row(name, exercise.number, GRADED, cells, time.monotonic() - start)
 
 

@@ -67,7 +67,7 @@ def _parse(source: str) -> ast.Module | None:
     """The syntax tree of a cell (IPython magics and shell lines blanked), or None."""
     try:
         return ast.parse(plain_python(source))
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError, ValueError):  # deep nesting, NUL bytes
         return None
 
 
