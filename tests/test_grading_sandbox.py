@@ -187,6 +187,37 @@ def patched() -> nbformat.NotebookNode:
         "b.require = lambda *a, **k: None\nbuiltins.AssertionError = Exception")
 
 
+def wrong_and_hidden(old: str, new: str, hide: str) -> nbformat.NotebookNode:
+    """The 06 solution with one mistake made (``old`` -> ``new``) and ``hide`` run in its setup
+    to keep the check from seeing it."""
+    nb = nbformat.read(SOLUTION, as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and old in c.source)
+    cell.source = cell.source.replace(old, new)
+    next(c for c in nb.cells if c.cell_type == "code").source += "\n" + hide
+    return nb
+
+
+KL_SIGN = ("kl_loss = -0.5 * torch.sum", "kl_loss = 0.5 * torch.sum")
+TAMPERED = {  # each name, table or attribute was added or changed in place, not rebound
+    "shadow_builtin.ipynb": wrong_and_hidden(
+        *KL_SIGN, "import cvae_lib.checks.loss as L\nL.any = lambda found: False"),
+    "tensor_method.ipynb": wrong_and_hidden(
+        "std = torch.exp(0.5 * logvar)", "std = torch.exp(logvar)",
+        "torch.Tensor.__float__ = lambda self: 0.0"),
+    "formula_table.ipynb": wrong_and_hidden(
+        *KL_SIGN, "import cvae_lib.checks.loss as L\n"
+                  "L.KL_FORMULAS['correct'] = L.KL_FORMULAS['kl_sign']"),
+    "runner_rebound.ipynb": student_copy(  # the loop's own helpers, rebound in its module
+        "import cvae_lib.classroom.grading.runner as R\n"
+        "R._run = lambda *args: None\nR._changed = lambda prints: False"),
+}
+# Walks the stack to the runner's job and makes every check cell a no-op; the loop runs copies.
+STEPS_REWRITTEN = ("import sys\nframe = sys._getframe()\n"
+                   "while 'job' not in frame.f_locals:\n    frame = frame.f_back\n"
+                   "for step in frame.f_locals['job']['steps']:\n"
+                   "    if step[0] == 'check':\n        step[-1] = 'pass'")
+
+
 def with_todo_loss(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """``nb`` with its loss function's body a TODO again."""
     cell = cell_defining(nb, "cvae_loss")
@@ -267,7 +298,8 @@ def hostile_class() -> Iterator[dict]:
                "reader.ipynb": reader(["/etc/shadow", str(secret), str(SOLUTION),
                                        str(folder / "bob" / "06.ipynb")],
                                       listener.server.getsockname()),
-               "inspector.ipynb": inspector(),
+               "inspector.ipynb": inspector(), "steps.ipynb": student_copy(STEPS_REWRITTEN),
+               **TAMPERED,
                **{name: student_copy(code) for name, code in CAPPED.items()}}
     for name, nb in samples.items():
         nbformat.write(nb, folder / name)
@@ -297,9 +329,10 @@ def test_only_the_correct_solutions_get_ok(hostile_class: dict) -> None:
     rows = printed_rows(hostile_class["printed"])
     todo, ok = [submission_run.TODO] * 3, [submission_run.OK] * 3
     assert rows["correct.ipynb"][1:] == rows["bob/06.ipynb"][1:] == ok
-    for name in [*forgeries(), "reader.ipynb", "inspector.ipynb", *CAPPED]:
+    for name in [*forgeries(), "reader.ipynb", "inspector.ipynb", "steps.ipynb", *CAPPED]:
         assert rows[name][1:] == todo, name
-    assert rows["patched.ipynb"][1:] == [submission_run.CHANGED] * 3
+    for name in ("patched.ipynb", *TAMPERED):
+        assert rows[name][1:] == [submission_run.CHANGED] * 3, name
     assert submission_run.OK not in rows["injection.ipynb"][1:]
     with open(hostile_class["out"] / "grades.csv", newline="") as f:
         table = [row for row in csv.DictReader(f) if row["status"] == "graded"]

@@ -7,7 +7,10 @@ each check's cell from the exercise source, the kernel limits and a per-run nonc
 functions are bound before any student code runs and are called by code the student never
 wrote. Each check's outcome goes, with the nonce, to a pipe only the grader reads; the grader,
 not this process, turns it into a label. A change to the checks, ``cvae_lib``, ``torch`` or the
-builtins that student code made is reported instead of the outcome.
+builtins that student code made (a name rebound, added or removed, a table or tensor of theirs
+changed in place) is reported instead of the outcome. What the loop uses is bound before the
+first student cell and cannot be changed from a namespace (the steps, the fingerprint, the
+checks, the functions it calls).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import os
 import resource
 import signal
 import sys
-from builtins import (AssertionError, NotImplementedError, any, isinstance,  # noqa: UP029
-                      len, object, str, tuple, type, zip)  # rebinding builtins won't reach these
-from collections.abc import Mapping
-from types import CellType, FunctionType
+from builtins import (AssertionError, NotImplementedError, all, any, dict,  # noqa: UP029
+                      frozenset, isinstance, len, list, object, set, str, tuple, type, zip)
+from collections.abc import Mapping  # rebinding builtins won't reach those above
+from types import CellType, FunctionType, MappingProxyType, ModuleType
 
 WATCHED = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.distributions")
-Print = list[tuple[Mapping, str, object, tuple]]
+# Keys a namespace gains without anyone changing it: a submodule imported, a warning's registry.
+ADDED_FREELY = ("__warningregistry__",)
+Print = tuple[tuple[Mapping, str | None, object, tuple], ...]
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -43,18 +48,35 @@ def _contents(cell: CellType) -> object:
 
 
 def _code_of(value: object) -> tuple:
-    """What a function runs: its code, defaults and closure contents (empty for the rest)."""
-    if not isinstance(value, FunctionType):
-        return ()
-    cells = tuple(_contents(cell) for cell in value.__closure__ or ())
-    return (value.__code__, value.__defaults__, value.__kwdefaults__, *cells)
+    """What a function runs (its code, defaults and closure contents), what a table holds, a
+    tensor's values; empty for the rest."""
+    torch = sys.modules["torch"]
+    if isinstance(value, FunctionType):
+        cells = tuple(_contents(cell) for cell in value.__closure__ or ())
+        return (value.__code__, value.__defaults__, value.__kwdefaults__, *cells)
+    if type(value) in (dict, list, set):
+        return (type(value), *(value.items() if type(value) is dict else value))
+    if type(value) is torch.Tensor and value.numel() <= 2 ** 16:
+        return (value.detach().clone(),)
+    return ()
 
 
-def _namespaces(trusted: dict) -> list[Mapping]:
-    """The namespaces the checks rely on: cvae_lib's modules and classes, torch's, builtins."""
+def _same(a: object, b: object) -> bool:
+    """True when two entries of ``_code_of`` are one object (a tensor: equal values)."""
+    torch = sys.modules["torch"]
+    if type(a) is tuple and type(b) is tuple:  # a table's (key, value) pair
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is torch.Tensor and type(b) is torch.Tensor:
+        return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
+    return a is b
+
+
+def _namespaces(*own: Mapping) -> list[Mapping]:
+    """The namespaces the checks rely on: ``own`` (the exercise's), cvae_lib's modules and
+    classes, torch's, builtins."""
     modules = [module for name, module in sorted(sys.modules.items())
                if name in WATCHED or name == "cvae_lib" or name.startswith("cvae_lib.")]
-    spaces: list[Mapping] = [trusted, vars(sys.modules["torch"].Tensor),
+    spaces: list[Mapping] = [*own, vars(sys.modules["torch"].Tensor),
                              vars(sys.modules["torch"].nn.Module)]
     for module in modules:
         spaces.append(vars(module))
@@ -63,24 +85,35 @@ def _namespaces(trusted: dict) -> list[Mapping]:
     return spaces
 
 
-def _fingerprint(trusted: dict) -> Print:
-    """Every name of those namespaces with what it is bound to and, for functions, their code."""
-    return [(space, name, value, _code_of(value)) for space in _namespaces(trusted)
-            for name, value in list(space.items())]
+def _fingerprint(*own: Mapping) -> Print:
+    """Every name of those namespaces with what it is bound to and, for functions, tables and
+    tensors, what they hold; and each namespace's set of names."""
+    spaces = _namespaces(*own)
+    return tuple([(space, name, value, () if name in ADDED_FREELY else _code_of(value))
+                  for space in spaces for name, value in list(space.items())]
+                 + [(space, None, frozenset(space), ()) for space in spaces])
 
 
 def _changed(prints: Print) -> bool:
-    """True when a name of the fingerprint is rebound, removed, or its function's code changed."""
+    """True when a name of the fingerprint is rebound, added or removed, or what its function,
+    table or tensor holds has changed."""
     missing = object()
     for space, name, value, code in prints:
+        if name is None:
+            if any(key not in value and key not in ADDED_FREELY
+                   and not isinstance(space[key], ModuleType) for key in list(space)):
+                return True
+            continue
         now = space.get(name, missing)
-        if now is not value or len(_code_of(now)) != len(code) or any(
-                a is not b for a, b in zip(_code_of(now), code)):
+        held = () if name in ADDED_FREELY else _code_of(now)
+        if now is not value or len(held) != len(code) or not all(
+                _same(a, b) for a, b in zip(held, code)):
             return True
     return False
 
 
-def _classify(err: BaseException, trusted_files: set[str], check_failure: type) -> list:
+def _classify(err: BaseException, trusted_files: frozenset[str], check_failure: type,
+              ) -> list:
     """What an exception says, as plain values: todo, a check's mistake key or assert, an error."""
     kind = type(err)
     if kind is NotImplementedError and err.args and type(err.args[0]) is str and (
@@ -116,7 +149,7 @@ def _trusted_namespace(job: dict) -> dict:
     return trusted
 
 
-def _run(step: list, student: dict, checks: dict) -> None:
+def _run(step: tuple, student: dict, checks: Mapping) -> None:
     """Run a submission cell, or a check cell with the check names bound to the trusted ones."""
     code = compile(step[-1], step[-2], "exec")
     if step[0] == "cell":
@@ -131,26 +164,32 @@ def main() -> None:
     _set_limits(job["limits"])
     from cvae_lib.checks import CheckFailure  # bound before any student code runs
     trusted = _trusted_namespace(job)
-    checks = {name: value for name, value in trusted.items()
-              if name.startswith("check_") and callable(value)}
-    trusted_files = {filename for filename, _ in job["trusted"]} | {
-        step[2] for step in job["steps"] if step[0] == "check"}
-    prints, student = _fingerprint(trusted), {"__name__": "__main__", "__builtins__": builtins}
-    earlier, tampered, dumps, write = None, False, json.dumps, os.write  # before student code
-    for step in job["steps"]:
+    checks = MappingProxyType({name: value for name, value in trusted.items()
+                               if name.startswith("check_") and callable(value)})
+    # Tuples and frozensets: code that reads this frame finds nothing here it can change.
+    steps = tuple(tuple(step) for step in job["steps"])
+    trusted_files = frozenset({filename for filename, _ in job["trusted"]} | {
+        step[2] for step in steps if step[0] == "check"})
+    nonce, result_fd = job["nonce"], job["result_fd"]
+    # Bound here, not looked up later in this module, which student code can reach and rebind.
+    run, classify, changed, dumps, write = _run, _classify, _changed, json.dumps, os.write
+    prints, student = _fingerprint(trusted, checks), {"__name__": "__main__",
+                                                      "__builtins__": builtins}
+    earlier, tampered = None, False
+    for step in steps:
         outcome = ["changed"]
         if not tampered:
             try:
-                _run(step, student, checks)
+                run(step, student, checks)
                 outcome = ["ok"]
             except BaseException as err:  # noqa: BLE001 - every way a cell can fail is reported
-                outcome = _classify(err, trusted_files, CheckFailure)
+                outcome = classify(err, trusted_files, CheckFailure)
                 earlier = earlier or (outcome if step[0] == "cell" else None)
-            tampered = _changed(prints)
+            tampered = changed(prints)
         if step[0] == "check":
-            line = {"nonce": job["nonce"], "check": step[1], "earlier": earlier,
+            line = {"nonce": nonce, "check": step[1], "earlier": earlier,
                     "outcome": ["changed"] if tampered else outcome}
-            write(job["result_fd"], (dumps(line) + "\n").encode())
+            write(result_fd, (dumps(line) + "\n").encode())
 
 
 if __name__ == "__main__":
