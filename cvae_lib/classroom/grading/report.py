@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,9 +23,18 @@ NAME_CHARS = 100
 
 
 def printable(text: str) -> str:
-    """``text`` on one line, control and format characters shown as '?', at most 100 chars."""
-    clean = "".join("?" if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    """``text`` on one line, at most 100 chars: control and format characters, line and
+    paragraph separators and any space but one plain space shown as '?', so no name can
+    start a line or fake the table's column gaps."""
+    clean = "".join("?" if unicodedata.category(ch)[0] in "CZ" and ch != " " else ch
+                    for ch in text)
+    clean = re.sub("  +", lambda gap: " " + "?" * (len(gap.group()) - 1), clean)
     return clean if len(clean) <= NAME_CHARS else clean[:NAME_CHARS - 1] + "…"
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a spreadsheet cell that never runs as a formula (OWASP's CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @dataclass
@@ -106,7 +116,7 @@ def write_csv(path: Path, rows: list[Row], exercises: list[Exercise]) -> None:
         writer = csv.writer(f)
         writer.writerow(["submission", "exercise", "status", "seconds", *checks])
         for r in rows:
-            writer.writerow([r.name, r.exercise, r.status, f"{r.seconds:.1f}",
+            writer.writerow([spreadsheet_safe(r.name), r.exercise, r.status, f"{r.seconds:.1f}",
                              *(r.cells.get(c, "") for c in checks)])
 
 

@@ -128,7 +128,10 @@ def _classify(err: BaseException, trusted_files: frozenset[str], check_failure: 
         if tb is not None and tb.tb_frame.f_code.co_filename in trusted_files:
             return ["assert", tb.tb_frame.f_code.co_filename, tb.tb_lineno]
     module, name = kind.__module__, kind.__qualname__
-    return ["error", module if type(module) is str else "", name if type(name) is str else ""]
+    module, name = module if type(module) is str else "", name if type(name) is str else ""
+    if module == "builtins" and vars(builtins).get(name) is not kind:
+        module = "__main__"  # a class of the student's that only calls itself a built-in one
+    return ["error", module, name]
 
 
 def _read_job() -> dict:
