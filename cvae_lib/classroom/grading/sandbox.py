@@ -41,7 +41,7 @@ FILE_MB = 128  # the largest file it can write
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 INSIDE_TMP = Path("/tmp")  # the writable folder as the sandbox sees it
 BOOT = "from cvae_lib.classroom.grading.runner import main; main()"
-GROUPS = "cvae-grade"  # every submission's cgroup lives under this one, named by its uid
+GROUPS = "cvae-grade"  # every submission's cgroup lives under this one (``group_of``)
 WATCH_SECONDS = 0.2  # how often a submission's cgroup is checked for a kill at its memory cap
 
 
@@ -113,9 +113,9 @@ class Sandbox:
             if not self.grouped:
                 yield uid
                 return
-            cgroups.create_group(str(uid), None, group_caps(limits), GROUPS)
+            cgroups.create_group(group_of(uid), None, group_caps(limits), GROUPS)
             done = threading.Event()
-            watcher = threading.Thread(target=_end_at_memory_cap, args=(str(uid), done),
+            watcher = threading.Thread(target=_end_at_memory_cap, args=(group_of(uid), done),
                                        daemon=True)
             watcher.start()
             try:
@@ -123,7 +123,7 @@ class Sandbox:
             finally:
                 done.set()
                 watcher.join()
-                cgroups.stop_group(str(uid), parent=GROUPS)
+                cgroups.stop_group(group_of(uid), parent=GROUPS)
 
     def command(self, argv: list[str], uid: int) -> list[str]:
         """``argv`` run inside the sandbox, as ``uid`` when the grader is root (and in its
@@ -136,7 +136,13 @@ class Sandbox:
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         sandboxed = [self.bwrap, *_bwrap_options(), *drop, *argv]
-        return cgroups.wrap(str(uid), sandboxed, GROUPS) if self.grouped else sandboxed
+        return cgroups.wrap(group_of(uid), sandboxed, GROUPS) if self.grouped else sandboxed
+
+
+def group_of(uid: int) -> str:
+    """The cgroup of the submission run as ``uid`` (below ``GROUPS``): graders running at once
+    lease the same uids, so the name holds this grader's pid too."""
+    return f"{os.getpid()}-{uid}"
 
 
 def group_caps(limits: Limits) -> cgroups.Caps:
