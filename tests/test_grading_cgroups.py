@@ -125,12 +125,12 @@ def hogged(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_a_cpu_hog_does_not_slow_the_submission_beside_it(hogged: dict) -> None:
     """Capped at its one core of two, the hog leaves its classmate the other: OK, in about its
-    usual time (the old grader let it time out); the hog itself runs out of time."""
+    usual time (per-process limits alone: 12.9 s beside it, 5.0 s alone, on a 2-core AMD EPYC;
+    a timeout under heavier load); the hog itself runs out of time."""
     ok = [submission_run.OK] * 3
     alone, beside = hogged["alone"]["correct.ipynb"], hogged["beside"]["correct.ipynb"]
-    print(f"alone {alone[0]} s, beside the hog {beside[0]} s, {hogged['most_seen']} hogs")
     assert alone[1:] == beside[1:] == ok
-    assert float(beside[0]) <= 2 * float(alone[0]) + 5, (alone, beside)
+    assert float(beside[0]) <= 1.5 * float(alone[0]) + 5, (alone, beside)
     assert hogged["beside"]["hog.ipynb"][1:] == [submission_run.TIMED_OUT] * 3
     assert hogged["most_seen"] >= 20, "the hog hardly forked: it tested nothing"
 
