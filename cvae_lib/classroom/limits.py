@@ -5,7 +5,8 @@ cgroup per student with libcgroup's tools (Debian's ``cgroup-tools``: ``cgcreate
 ``cgexec``, ``cgdelete``), starts the student's server through ``cgexec`` so that everything it
 starts (kernels, terminals, ``setsid`` daemons) is in that group, and at the server's stop
 freezes the group, kills every process in it and removes it. A process cannot leave its group:
-only root may write another group's task list.
+only root may write another group's task list. The grader puts each submission in a group of
+the same kind below another parent, with a CPU quota as well (``grading/sandbox.py``).
 """
 
 from __future__ import annotations
