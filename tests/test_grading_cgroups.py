@@ -178,3 +178,15 @@ def test_the_sandbox_note_says_where_the_caps_hold(grouped: bool, says: str) -> 
     found = sandbox.Sandbox("/usr/bin/bwrap", grouped=grouped,
                             no_groups="cgcreate not found: install Debian's cgroup-tools")
     assert says in found.note
+
+
+def test_without_cgroup_tools_the_limits_hold_per_process_and_the_note_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A libcgroup tool missing: still sandboxed, no groups, and the note says why."""
+    skip_without_sandbox(sandbox.find_sandbox().problem)
+    monkeypatch.setattr(cgroups, "TOOLS", (*cgroups.TOOLS, "cgabsent"))
+    found = sandbox.find_sandbox()
+    assert found.bwrap and not found.grouped
+    assert "memory and process limits per process only (" in found.note
+    assert ("cgabsent not found: install Debian's cgroup-tools" in found.note
+            if os.geteuid() == 0 else "run as root for a cgroup per submission" in found.note)
