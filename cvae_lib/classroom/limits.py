@@ -5,7 +5,8 @@ cgroup per student with libcgroup's tools (Debian's ``cgroup-tools``: ``cgcreate
 ``cgexec``, ``cgdelete``), starts the student's server through ``cgexec`` so that everything it
 starts (kernels, terminals, ``setsid`` daemons) is in that group, and at the server's stop
 freezes the group, kills every process in it and removes it. A process cannot leave its group:
-only root may write another group's task list.
+only root may write another group's task list. The grader puts each submission in a group of
+the same kind below another parent, with a CPU quota as well (``grading/sandbox.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CONTROLLERS = ("memory", "cpu", "pids", "freezer")
 TOOLS = ("cgcreate", "cgset", "cgexec", "cgdelete")
 SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMG]?)")
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+PERIOD_US = 100_000  # the CPU cap's period: a capped group runs cpus x 100 ms of each 100 ms
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Caps:
     memory: str = "2G"  # RAM and swap together; the course needs about 1 GB (see the guide)
     cpu_shares: int = 1024  # equal weights: under contention each student gets the same CPU
     processes: int = 512  # tasks (threads count too): the server and a kernel use about 80
+    cpus: float = 0.0  # cores it may use at most, even on an idle machine; 0: no such cap
 
     @property
     def memory_bytes(self) -> int:
@@ -41,8 +44,9 @@ class Caps:
 
     def describe(self) -> str:
         """One line for the instructor: the caps in force."""
+        cores = f", at most {self.cpus:g} cores" if self.cpus else ""
         return (f"memory {self.memory} (RAM and swap), CPU weight {self.cpu_shares} "
-                f"(equal shares), {self.processes} processes and threads")
+                f"(equal shares){cores}, {self.processes} processes and threads")
 
 
 def to_bytes(size: str) -> int:
@@ -72,9 +76,9 @@ def _positive(env: dict[str, str], name: str, default: int) -> int:
     return int(text)
 
 
-def group_name(user: str) -> str:
-    """The cgroup path of ``user``'s server, below every controller's root."""
-    return f"{PARENT}/{user}"
+def group_name(user: str, parent: str = PARENT) -> str:
+    """The cgroup path of ``user``'s server (or ``parent``'s other group), below every root."""
+    return f"{parent}/{user}"
 
 
 def problems() -> list[str]:
@@ -99,11 +103,16 @@ def _run(*argv: str) -> None:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr.strip() or done.stdout}")
 
 
-def create_group(user: str, group: str, caps: Caps) -> str:
-    """Make ``user``'s cgroup with ``caps``; only they may join it, only root may change it."""
-    name, controllers = group_name(user), ",".join(CONTROLLERS)
-    stop_group(user)  # a group left by a crash: nothing of it survives into the new server
-    _run("cgcreate", "-a", "root:root", "-t", f"{user}:{group}", "-g", f"{controllers}:{name}")
+def create_group(user: str, group: str | None, caps: Caps, parent: str = PARENT) -> str:
+    """Make ``user``'s cgroup with ``caps``; only they may join it, only root may change it.
+
+    With ``group`` None, ``user`` is only a name (the grader's numeric uids have no account)
+    and only root may join: the grader starts ``cgexec`` as root.
+    """
+    name, controllers = group_name(user, parent), ",".join(CONTROLLERS)
+    stop_group(user, parent=parent)  # a group left by a crash: nothing of it survives
+    owner = ["-t", f"{user}:{group}"] if group is not None else []
+    _run("cgcreate", "-a", "root:root", *owner, "-g", f"{controllers}:{name}")
     absent = [c for c in CONTROLLERS if not (CGROUP_ROOT / c / name / "tasks").is_file()]
     if absent:  # cgcreate can fail with exit status 0
         raise RuntimeError(f"cgcreate made no {', '.join(absent)} group {name} for {user}")
@@ -113,35 +122,39 @@ def create_group(user: str, group: str, caps: Caps) -> str:
                 "-r", f"pids.max={caps.processes}"]
     if swap.exists():  # swap accounting on: cap RAM and swap together
         settings += ["-r", f"memory.memsw.limit_in_bytes={limit}"]
+    if caps.cpus:  # shares only weigh groups against each other; a quota caps even when idle
+        settings += ["-r", f"cpu.cfs_quota_us={round(caps.cpus * PERIOD_US)}",
+                     "-r", f"cpu.cfs_period_us={PERIOD_US}"]
     _run("cgset", *settings, name)
     return name
 
 
-def wrap(user: str, argv: list[str]) -> list[str]:
+def wrap(user: str, argv: list[str], parent: str = PARENT) -> list[str]:
     """``argv`` started inside ``user``'s cgroup (run as the student: cgexec joins, then execs)."""
-    controllers = ",".join(CONTROLLERS)
-    return [shutil.which("cgexec") or "cgexec", "-g", f"{controllers}:{group_name(user)}", *argv]
+    controllers, name = ",".join(CONTROLLERS), group_name(user, parent)
+    return [shutil.which("cgexec") or "cgexec", "-g", f"{controllers}:{name}", *argv]
 
 
-def processes(user: str) -> list[int]:
+def processes(user: str, parent: str = PARENT) -> list[int]:
     """The process ids in ``user``'s cgroup now (empty when it has none or does not exist)."""
-    procs = CGROUP_ROOT / "pids" / group_name(user) / "cgroup.procs"
+    procs = CGROUP_ROOT / "pids" / group_name(user, parent) / "cgroup.procs"
     try:
         return [int(pid) for pid in procs.read_text().split()]
     except FileNotFoundError:
         return []
 
 
-def stop_group(user: str, timeout: float = 10.0) -> None:
+def stop_group(user: str, timeout: float = 10.0, parent: str = PARENT) -> None:
     """Kill every process in ``user``'s cgroup (frozen first, so none can fork away), remove it."""
-    folder = CGROUP_ROOT / "freezer" / group_name(user)
+    name = group_name(user, parent)
+    folder = CGROUP_ROOT / "freezer" / name
     if not folder.is_dir():
         return
     state = folder / "freezer.state"
     state.write_text("FROZEN")
     deadline = time.monotonic() + timeout
-    while processes(user) and time.monotonic() < deadline:
-        for pid in processes(user):
+    while processes(user, parent) and time.monotonic() < deadline:
+        for pid in processes(user, parent):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
@@ -150,30 +163,35 @@ def stop_group(user: str, timeout: float = 10.0) -> None:
         time.sleep(0.05)
         state.write_text("FROZEN")
     state.write_text("THAWED")
-    if processes(user):
-        raise RuntimeError(f"processes {processes(user)} of {user} survived SIGKILL for "
-                           f"{timeout:.0f} s; their cgroup {group_name(user)} is kept")
+    if processes(user, parent):
+        raise RuntimeError(f"processes {processes(user, parent)} of {user} survived SIGKILL "
+                           f"for {timeout:.0f} s; their cgroup {name} is kept")
     for controller in CONTROLLERS:  # one at a time: cgdelete -g a,b:... removes only a's
-        if (CGROUP_ROOT / controller / group_name(user)).is_dir():
-            _run("cgdelete", "-g", f"{controller}:{group_name(user)}")
+        if (CGROUP_ROOT / controller / name).is_dir():
+            _run("cgdelete", "-g", f"{controller}:{name}")
 
 
-def usage(user: str) -> dict[str, int]:
+def usage(user: str, parent: str = PARENT) -> dict[str, int]:
     """The group's peak memory (bytes) and tasks, the kernel's kills and refusals at its caps."""
-    memory = CGROUP_ROOT / "memory" / group_name(user)
-    pids = CGROUP_ROOT / "pids" / group_name(user)
+    memory = CGROUP_ROOT / "memory" / group_name(user, parent)
+    pids = CGROUP_ROOT / "pids" / group_name(user, parent)
     events = (pids / "pids.events").read_text().split()
     peak = pids / ("pids.peak" if (pids / "pids.peak").exists() else "pids.current")
     return {"memory_peak": int((memory / "memory.max_usage_in_bytes").read_text()),
             "tasks_peak": int(peak.read_text()),
             "memory_cap_hits": int((memory / "memory.failcnt").read_text()),
-            "oom_kills": _oom_kills(memory),
+            "oom_kills": oom_kills(user, parent),
             "process_refusals": int(events[events.index("max") + 1])}
 
 
-def _oom_kills(memory: Path) -> int:
+def oom_kills(user: str, parent: str = PARENT) -> int:
     """How many processes the kernel killed for the group's memory cap (0 where not counted)."""
-    for line in (memory / "memory.oom_control").read_text().splitlines():
+    control = CGROUP_ROOT / "memory" / group_name(user, parent) / "memory.oom_control"
+    try:
+        lines = control.read_text().splitlines()
+    except FileNotFoundError:  # the group is already gone
+        return 0
+    for line in lines:
         key, _, value = line.partition(" ")
         if key == "oom_kill":
             return int(value)

@@ -162,7 +162,7 @@ def run_submission(nb: nbformat.NotebookNode, exercise: Exercise, limits: Limits
     code = trusted_code(exercise)
     nonce = secrets.token_hex(32)
     read_fd, write_fd = os.pipe()
-    with sandbox.uids.lease() as uid, tempfile.TemporaryDirectory(prefix="cvae-grade-") as tmp:
+    with sandbox.lease(limits) as uid, tempfile.TemporaryDirectory(prefix="cvae-grade-") as tmp:
         root = INSIDE_TMP if sandbox.bwrap else Path(os.path.realpath(tmp))
         job = {"nonce": nonce, "result_fd": write_fd, "trusted": code.setup,
                "limits": limits.rlimits(sandbox.bwrap is not None),

@@ -7,6 +7,14 @@ place. Not the repository, /etc, /var, /run, /home or any socket; no network. Wh
 runs as root, the runner drops to a uid of its own (one per submission running at once) with
 no capabilities and no new privileges. The runner caps its address space, process count and
 file size with rlimits before any student code runs (``runner._set_limits``).
+
+Rlimits hold per process (or per uid), so a submission could still share its memory limit out
+among fresh Pythons or take every core with spinning children. As root, with libcgroup's tools,
+each submission therefore runs in a cgroup of its own (the class hub's ``limits`` module): the
+kernel caps the memory of all its processes together at its limit, its CPU at the cores its
+job was given (a quota, not only a weight) and its tasks; the group is frozen, killed and
+removed when the submission ends, and ended whole as soon as the kernel kills any of it for
+memory.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvae_lib.classroom import limits as cgroups
+
 PACKAGE = Path(__file__).resolve().parents[2]  # cvae_lib/, the only part of the checkout bound
 REPO = PACKAGE.parent
 FIRST_UID = 61234  # uids no account uses: RLIMIT_NPROC counts per uid, so each has its own
@@ -31,6 +41,8 @@ FILE_MB = 128  # the largest file it can write
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 INSIDE_TMP = Path("/tmp")  # the writable folder as the sandbox sees it
 BOOT = "from cvae_lib.classroom.grading.runner import main; main()"
+GROUPS = "cvae-grade"  # every submission's cgroup lives under this one (``group_of``)
+WATCH_SECONDS = 0.2  # how often a submission's cgroup is checked for a kill at its memory cap
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class Sandbox:
     bwrap: str | None
     problem: str = ""  # why bubblewrap cannot run here and how to fix it; "" if not tried
     uids: UidPool = field(default_factory=UidPool, compare=False)
+    grouped: bool = False  # each submission in a cgroup of its own
+    no_groups: str = "run as root with cgroup-tools"  # why not, when not grouped
 
     @property
     def note(self) -> str:
@@ -85,11 +99,35 @@ class Sandbox:
                     "file-size limits only, as you, and can reach the network and your files.")
         who = ("a uid of its own" if os.geteuid() == 0
                else "your uid (run as root for a uid per submission and a process cap)")
+        group = ("in a cgroup of its own: the kernel caps the memory of all its processes "
+                 "together, its share of the cores and its processes, and kills them all at "
+                 "its end" if self.grouped else
+                 f"memory and process limits per process only ({self.no_groups})")
         return (f"Sandbox: bubblewrap (sees only Python, its packages and cvae_lib, read-only; "
-                f"no network; a {TMP_MB} MiB /tmp; runs as {who}).")
+                f"no network; a {TMP_MB} MiB /tmp; runs as {who}, {group}).")
+
+    @contextmanager
+    def lease(self, limits: Limits) -> Iterator[int]:
+        """A uid for one submission and, when grouped, its cgroup, removed when the block ends."""
+        with self.uids.lease() as uid:
+            if not self.grouped:
+                yield uid
+                return
+            cgroups.create_group(group_of(uid), None, group_caps(limits), GROUPS)
+            done = threading.Event()
+            watcher = threading.Thread(target=_end_at_memory_cap, args=(group_of(uid), done),
+                                       daemon=True)
+            watcher.start()
+            try:
+                yield uid
+            finally:
+                done.set()
+                watcher.join()
+                cgroups.stop_group(group_of(uid), parent=GROUPS)
 
     def command(self, argv: list[str], uid: int) -> list[str]:
-        """``argv`` run inside the sandbox, as ``uid`` when the grader is root."""
+        """``argv`` run inside the sandbox, as ``uid`` when the grader is root (and in its
+        cgroup when grouped: ``cgexec`` joins it as root, then bubblewrap drops to ``uid``)."""
         if self.bwrap is None:
             return argv
         if os.geteuid() != 0:
@@ -97,7 +135,45 @@ class Sandbox:
                     "--gid", "65534", "--cap-drop", "ALL", *argv]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        return [self.bwrap, *_bwrap_options(), *drop, *argv]
+        sandboxed = [self.bwrap, *_bwrap_options(), *drop, *argv]
+        return cgroups.wrap(group_of(uid), sandboxed, GROUPS) if self.grouped else sandboxed
+
+
+def group_of(uid: int) -> str:
+    """The cgroup of the submission run as ``uid`` (below ``GROUPS``): graders running at once
+    lease the same uids, so the name holds this grader's pid too."""
+    return f"{os.getpid()}-{uid}"
+
+
+def group_caps(limits: Limits) -> cgroups.Caps:
+    """A submission's cgroup caps: its memory limit for all its processes, its cores, tasks."""
+    return cgroups.Caps(memory=f"{limits.memory_mb}M", processes=PROCESSES,
+                        cpus=limits.threads)
+
+
+def _end_at_memory_cap(name: str, done: threading.Event) -> None:
+    """End the whole submission once the kernel kills any of its processes for memory: the
+    memory limit is the submission's, and what is left of it must not go on as if whole."""
+    while not done.wait(WATCH_SECONDS):
+        if cgroups.oom_kills(name, GROUPS):
+            cgroups.stop_group(name, parent=GROUPS)
+            return
+
+
+def _group_problem() -> str:
+    """Why each submission cannot have a cgroup of its own here ("" if it can), tried once."""
+    if os.geteuid() != 0:
+        return "run as root for a cgroup per submission"
+    found = cgroups.problems()
+    if found:
+        return found[0]
+    probe = f"probe-{os.getpid()}"
+    try:
+        cgroups.create_group(probe, None, group_caps(Limits(1.0)), GROUPS)
+        cgroups.stop_group(probe, parent=GROUPS)
+    except (OSError, RuntimeError) as err:
+        return f"no cgroup per submission: {err}"
+    return ""
 
 
 def _python_executable() -> str:
@@ -193,4 +269,5 @@ def find_sandbox() -> Sandbox:
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["cvae_lib cannot be imported"])[-1]
         return _cannot_start(reason)
-    return probe
+    problem = _group_problem()
+    return Sandbox(bwrap, grouped=not problem, no_groups=problem or Sandbox.no_groups)
