@@ -37,9 +37,8 @@ KINDS = {stat.S_ISLNK: "a symbolic link", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK
 Submission = tuple[str, "nbformat.NotebookNode | str"]  # its name, its notebook or why not
 MIN_MEMORY_MB = 4096  # torch's libraries alone map about 4 GiB of address space
 # Seconds the cells of each correct solution take up to its last check in fast mode, in the
-# sandbox with one thread (worst of three runs, 2026-12-02, 2-core AMD EPYC shared with other
-# jobs, measured with the former Jupyter-kernel runner). The setup cell's torch import is
-# 3.6-4.5 s of them; it took 9.8 s on the same machine under heavier load.
+# sandbox with one thread (worst of three runs, 2-core AMD EPYC shared with other jobs, former
+# Jupyter-kernel runner); the torch import is 3.6-4.5 s of them, 9.8 s under heavier load.
 SOLUTION_SECONDS = {"05": 9.7, "06": 4.6, "07": 8.3}
 TIMEOUT_FACTOR = 10  # a slow laptop, or two submissions sharing its cores
 TIMEOUT_FLOOR = 60.0  # a cold torch import from a slow disk, whatever the exercise
@@ -239,8 +238,9 @@ def _choose_sandbox(no_sandbox: bool) -> Sandbox | str:
 def _notes(folder: Path, sandbox: Sandbox, limits: dict[str, Limits], given: bool) -> list[str]:
     """The lines at the top of the report: what was graded, and how safely."""
     some = next(iter(limits.values()))  # memory and threads are the same for every exercise
-    memory = (f"{some.memory_mb} MiB of address space, files up to {FILE_MB} MiB"
-              if sys.platform.startswith("linux") else "no memory limit on this system")
+    in_all = " and of memory in all" if sandbox.grouped else ""
+    memory = (f"{some.memory_mb} MiB of address space per process{in_all}, files up to "
+              f"{FILE_MB} MiB" if sys.platform.startswith("linux") else "no memory limit here")
     if sandbox.bwrap and os.geteuid() == 0:
         memory += f", {PROCESSES} processes and threads, {TMP_MB} MiB written in all"
     elif sandbox.bwrap:
