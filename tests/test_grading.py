@@ -428,6 +428,19 @@ def test_no_name_forges_a_row_or_a_formula(tmp_path: Path) -> None:
     assert row["submission"] == "'" + formula
 
 
+def test_the_other_exercises_solutions_get_ok(tmp_path: Path, capsys) -> None:
+    """05's and 07's own solutions pass every check in the sandbox: nothing their cells do
+    in passing (copyreg's cache on a class, a warning's registry) reads as a changed check."""
+    for name in ("05_modify_parameters.ipynb", "07_challenge_thickness.ipynb"):
+        shutil.copy(NOTEBOOKS / "solutions" / name, tmp_path / name)
+    problem = sandbox.find_sandbox().problem
+    assert grading.main([str(tmp_path), "--out", str(tmp_path / "report"), "--jobs", "2",
+                         *["--no-sandbox"] * bool(problem)]) == 0
+    rows = printed_rows(capsys.readouterr().out)
+    assert rows["05_modify_parameters.ipynb"][1:] == [submission_run.OK]
+    assert rows["07_challenge_thickness.ipynb"][1:] == [submission_run.OK] * 2
+
+
 def test_an_exercise_defined_check_keeps_its_own_code_and_labels(tmp_path: Path,
                                                                  capsys) -> None:
     """07's check_condition is the solution notebook's, whatever the submission defines: a

@@ -27,8 +27,9 @@ from collections.abc import Mapping  # rebinding builtins won't reach those abov
 from types import CellType, FunctionType, MappingProxyType, ModuleType
 
 WATCHED = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.distributions")
-# Keys a namespace gains without anyone changing it: a submodule imported, a warning's registry.
-ADDED_FREELY = ("__warningregistry__",)
+# Keys a namespace gains without anyone changing it: a submodule imported, a warning's registry,
+# copyreg's cache of a class's slots (copy.copy and pickle add it on first use).
+ADDED_FREELY = ("__warningregistry__", "__slotnames__")
 Print = tuple[tuple[Mapping, str | None, object, tuple], ...]
 
 
