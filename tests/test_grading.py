@@ -30,6 +30,7 @@ from cvae_lib.classroom.grading import grade as grading
 from cvae_lib.classroom.grading import notebooks as notebook_checks
 from cvae_lib.classroom.grading import report as grade_report
 from cvae_lib.classroom.grading import run as submission_run
+from cvae_lib.classroom.grading import tripwire
 from cvae_lib.classroom.grading import sandbox
 
 NOTEBOOKS = sandbox.REPO / "notebooks"
@@ -133,8 +134,9 @@ def attacks(targets: list[str], port: int) -> dict[str, tuple[nbformat.NotebookN
         "loops.ipynb": (reparameterize_variant("import time\nwhile True:\n    time.sleep(0.1)"),
                         dict.fromkeys(["check_reparameterize", "check_cvae_loss",
                                        "check_simple_cvae"], submission_run.TIMED_OUT)),
-        "exits.ipynb": (reparameterize_variant("import sys\nsys.exit(1)"),
-                        reparameterize_fails("crashed: SystemExit")),
+        "exits.ipynb": (reparameterize_variant("import sys\nsys.exit(1)"),  # sys: a review
+                        {**reparameterize_fails("crashed: SystemExit"),
+                         "check_cvae_loss": submission_run.REVIEW}),
         "memory.ipynb": (reparameterize_variant(f"bytearray(9 * 2 ** 30)\n{RIGHT}"),
                          reparameterize_fails("crashed: MemoryError")),
         "fake_memory.ipynb": (reparameterize_variant(  # a class that calls itself MemoryError
@@ -426,6 +428,24 @@ def test_no_name_forges_a_row_or_a_formula(tmp_path: Path) -> None:
     with open(tmp_path / "grades.csv", newline="") as f:
         [row] = list(csv.DictReader(f))
     assert row["submission"] == "'" + formula
+
+
+@pytest.mark.parametrize("source, found", [
+    ("import \uff47\uff43", ["import gc"]),  # full-width letters: Python reads them as gc
+    ("from torch.overrides import TorchFunctionMode", ["import torch.overrides"]),
+    ("torch.Tensor.item = lambda self: 0.0", ["assigns into torch"]),
+    ("F.__dict__['mse_loss'] = print", ["assigns into F", ".__dict__"]),
+    ("value = getattr(model, name)", ["getattr"]),
+    ("import torch._C._nn as c", ["import torch._C._nn"]),
+    ("class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+     "        self.fc = nn.Linear(794, 256)\n        self.fc.weight.data[0] = 0", []),
+])
+def test_the_tripwire_names_what_reaches_into_python(source: str, found: list[str]) -> None:
+    """Code that could fool the checks from inside their process is named; a model is not."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import torch\nimport torch.nn.functional as F\n"
+                                  "from torch import nn"), nbformat.v4.new_code_cell(source)])
+    assert tripwire.findings(nb) == found
 
 
 def test_the_other_exercises_solutions_get_ok(tmp_path: Path, capsys) -> None:

@@ -211,6 +211,41 @@ TAMPERED = {  # each name, table or attribute was added or changed in place, not
         "import cvae_lib.classroom.grading.runner as R\n"
         "R._run = lambda *args: None\nR._changed = lambda prints: False"),
 }
+# Each reaches into Python to pass with a wrong answer where the fingerprint cannot see it (a
+# hostile-student review found all six); the tripwire reads them before anything runs.
+KL_FORMULA_CODE = ("from cvae_lib.checks.loss import KL_FORMULAS as K\n"
+                   "K['correct'].__code__ = K['kl_sign'].__code__")
+MSE_AS_BCE = ("import torch._C._nn as nn_c\n"
+              "def bce(input, target, weight=None, reduction=1):\n"
+              "    return ((input - target) ** 2).sum()\nnn_c.binary_cross_entropy = bce")
+ITEM_ZERO = ("from torch.overrides import TorchFunctionMode\nclass Zero(TorchFunctionMode):\n"
+             "    def __torch_function__(self, func, types, args=(), kwargs=None):\n"
+             "        return 0.0 if func is torch.Tensor.item else func(*args, **(kwargs or {}))\n"
+             "Zero().__enter__()")
+SELF_RESTORING = ("import cvae_lib.checks.loss as L\noriginal = L.require\n"
+                  "def fake(condition, key, **facts):\n    if key == 'offset':\n"
+                  "        L.require = original\n"
+                  "def swap_in():\n    if L.require is original:\n        L.require = fake")
+NONCE_FROM_GC = ("import gc, json, os\nfor o in gc.get_objects():\n"
+                 "    if type(o) is dict and 'nonce' in o and 'result_fd' in o:\n"
+                 "        for c in ('check_simple_cvae', 'check_reparameterize', "
+                 "'check_cvae_loss'):\n"
+                 "            line = {'nonce': o['nonce'], 'check': c, 'earlier': None, "
+                 "'outcome': ['ok']}\n"
+                 "            os.write(o['result_fd'], (json.dumps(line) + '\\n').encode())")
+REACHING = {
+    "kl_code.ipynb": wrong_and_hidden(*KL_SIGN, KL_FORMULA_CODE),
+    "mse_c.ipynb": wrong_and_hidden("F.binary_cross_entropy(reconstruction, original, "
+                                    "reduction=\"sum\")", "F.mse_loss(reconstruction, original,"
+                                    " reduction=\"sum\")", MSE_AS_BCE),
+    "item_zero.ipynb": wrong_and_hidden(*KL_SIGN, ITEM_ZERO),
+    "sqrt.ipynb": wrong_and_hidden("std = torch.exp(0.5 * logvar)", "std = torch.exp(logvar)",
+                                   "import math\nmath.sqrt = lambda value: 1e-12"),
+    "restoring.ipynb": wrong_and_hidden("kl_loss = -0.5 * torch.sum",
+                                        "swap_in()\n    kl_loss = 0.5 * torch.sum",
+                                        SELF_RESTORING),
+    "nonce.ipynb": student_copy(NONCE_FROM_GC),
+}
 # Walks the stack to the runner's job and makes every check cell a no-op; the loop runs copies.
 STEPS_REWRITTEN = ("import sys\nframe = sys._getframe()\n"
                    "while 'job' not in frame.f_locals:\n    frame = frame.f_back\n"
@@ -299,7 +334,7 @@ def hostile_class() -> Iterator[dict]:
                                        str(folder / "bob" / "06.ipynb")],
                                       listener.server.getsockname()),
                "inspector.ipynb": inspector(), "steps.ipynb": student_copy(STEPS_REWRITTEN),
-               **TAMPERED,
+               **TAMPERED, **REACHING,
                **{name: student_copy(code) for name, code in CAPPED.items()}}
     for name, nb in samples.items():
         nbformat.write(nb, folder / name)
@@ -333,6 +368,9 @@ def test_only_the_correct_solutions_get_ok(hostile_class: dict) -> None:
         assert rows[name][1:] == todo, name
     for name in ("patched.ipynb", *TAMPERED):
         assert rows[name][1:] == [submission_run.CHANGED] * 3, name
+    for name in REACHING:
+        assert submission_run.OK not in rows[name][1:], (name, rows[name])
+        assert submission_run.REVIEW in rows[name][1:], (name, rows[name])
     assert submission_run.OK not in rows["injection.ipynb"][1:]
     with open(hostile_class["out"] / "grades.csv", newline="") as f:
         table = [row for row in csv.DictReader(f) if row["status"] == "graded"]

@@ -30,11 +30,13 @@ from cvae_lib.checks import MISTAKES
 from cvae_lib.classroom.grading.notebooks import (Exercise, TrustedCode, called_names,
                                                   plain_python, trusted_code)
 from cvae_lib.classroom.grading.sandbox import INSIDE_TMP, Limits, Sandbox, runner_argv, runner_env
+from cvae_lib.classroom.grading.tripwire import suspicious
 
 OK, TODO, TIMED_OUT = "OK", "TODO left", "timed out"
 CHANGED = "changed the checks: review"  # student code rebound a check, cvae_lib or torch
 ENDED = "crashed: process ended"  # the runner died (os._exit, a signal) before this check
 OTHER = "crashed: other exception"  # an exception class that is not a built-in one
+REVIEW = "passed, but review the code"  # an OK from code that reaches into Python (tripwire)
 RESULT_BYTES = 2 ** 20  # more than any honest runner writes
 BUILTIN_EXCEPTIONS = frozenset(name for name, value in vars(builtins).items()
                                if isinstance(value, type) and issubclass(value, BaseException))
@@ -178,5 +180,8 @@ def run_submission(nb: nbformat.NotebookNode, exercise: Exercise, limits: Limits
         finally:
             _stop(proc)
             os.close(read_fd)
-    return {check: describe(*found[check], code.labels) if check in found
-            else TIMED_OUT if timed_out else ENDED for check in exercise.checks}
+    outcomes = {check: describe(*found[check], code.labels) if check in found
+                else TIMED_OUT if timed_out else ENDED for check in exercise.checks}
+    if suspicious(nb, exercise.source):
+        outcomes = {check: REVIEW if said == OK else said for check, said in outcomes.items()}
+    return outcomes
