@@ -21,14 +21,13 @@ from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
-import nbformat
 from docutils import nodes
 from myst_nb.core.render import WIDGET_VIEW_MIMETYPE
 from myst_nb.sphinx_ import NbMetadataCollector
 from sphinx.application import Sphinx
 from sphinx.util.fileutil import copy_asset
 
-from cvae_lib.classroom.exercises import without_folded_solutions
+from cvae_lib.classroom.exercises import graded_text
 from cvae_lib.classroom.launch import HUB_URL_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,9 +55,7 @@ def stage_lessons(solutions: bool = False, graded: bool = False, folder: Path = 
     unchanged copies (and mtimes) alone."""
     folder.mkdir(exist_ok=True)
     for source in lesson_sources(solutions):
-        text = source.read_text(encoding="utf-8")
-        if graded:
-            text = nbformat.writes(without_folded_solutions(nbformat.reads(text, 4))) + "\n"
+        text = graded_text(source) if graded else source.read_text(encoding="utf-8")
         target = folder / source.name
         if not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")

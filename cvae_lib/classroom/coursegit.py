@@ -19,9 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
-import nbformat
-
-from cvae_lib.classroom.exercises import without_folded_solutions
+from cvae_lib.classroom.exercises import graded_text
 
 REPO_NAME = "course.git"
 BRANCH = "main"
@@ -97,8 +95,7 @@ def publish(notebooks: Path, release: Path, served_at: Path | None = None) -> st
         tree.mkdir()
         for source in sorted(Path(notebooks).glob("*.ipynb")):
             if source.is_file() and not source.is_symlink():
-                graded = without_folded_solutions(nbformat.read(source, as_version=4))
-                (tree / source.name).write_text(nbformat.writes(graded) + "\n")
+                (tree / source.name).write_text(graded_text(source))
         # A fresh index holds exactly these files: a lesson removed here leaves the course.
         env = {"GIT_DIR": str(repo), "GIT_WORK_TREE": str(tree),
                "GIT_INDEX_FILE": str(Path(scratch) / "index")}

@@ -178,6 +178,11 @@ def without_folded_solutions(notebook: nbformat.NotebookNode) -> nbformat.Notebo
     return stamped(notebook)
 
 
+def graded_text(path: Path) -> str:
+    """The text of the notebook at ``path`` as a graded class gets it (the hub, its book)."""
+    return nbformat.writes(without_folded_solutions(nbformat.read(path, as_version=4))) + "\n"
+
+
 def solution_lines(solution: nbformat.NotebookNode) -> list[str]:
     """Code lines found only inside solution blocks (they must not reach the student)."""
     inside, outside = [], set()

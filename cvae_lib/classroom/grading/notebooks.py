@@ -63,7 +63,7 @@ def plain_python(source: str) -> str:
                      for line in source.splitlines())
 
 
-def _parse(source: str) -> ast.Module | None:
+def parse_cell(source: str) -> ast.Module | None:
     """The syntax tree of a cell (IPython magics and shell lines blanked), or None."""
     try:
         return ast.parse(plain_python(source))
@@ -73,7 +73,7 @@ def _parse(source: str) -> ast.Module | None:
 
 def called_names(source: str) -> list[str]:
     """Names of the plain functions a cell calls, in source order."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     if tree is None:
         return re.findall(r"(?<![\w.])(?<!def )(?<!class )([A-Za-z_]\w*)\s*\(", source)
     calls = [node for node in ast.walk(tree)
@@ -85,7 +85,7 @@ def _defined_in_solutions(nb: nbformat.NotebookNode) -> set[str]:
     """Functions and classes defined by the cells that hold a solution block."""
     names: set[str] = set()
     for cell in nb.cells:
-        tree = _parse(cell.source) if cell.cell_type == "code" else None
+        tree = parse_cell(cell.source) if cell.cell_type == "code" else None
         if tree is not None and "### BEGIN SOLUTION" in cell.source:
             names |= {node.name for node in tree.body
                       if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
@@ -100,7 +100,7 @@ def _defines_check(tree: ast.Module | None) -> bool:
 
 def _has_assert(source: str) -> bool:
     """True when the cell contains an assert statement."""
-    tree = _parse(source)
+    tree = parse_cell(source)
     return tree is not None and any(isinstance(node, ast.Assert) for node in ast.walk(tree))
 
 
@@ -108,7 +108,7 @@ def solution_checks(nb: nbformat.NotebookNode) -> list[str]:
     """The checks of a solution notebook: its check_* calls and asserts on solution code."""
     defined, checks = _defined_in_solutions(nb), []
     for cell in nb.cells:
-        if cell.cell_type != "code" or _defines_check(_parse(cell.source)):
+        if cell.cell_type != "code" or _defines_check(parse_cell(cell.source)):
             continue
         calls = called_names(cell.source)
         name = next((c for c in calls if c.startswith("check_")), None)
@@ -173,7 +173,7 @@ def _assert_message(node: ast.AST) -> ast.expr | None | bool:
 def _assert_labels(filename: str, source: str) -> dict[tuple[str, int], str]:
     """(file name, line) -> label, for every line of every assert in ``source``."""
     labels = {}
-    for node in ast.walk(_parse(source) or ast.Module(body=[], type_ignores=[])):
+    for node in ast.walk(parse_cell(source) or ast.Module(body=[], type_ignores=[])):
         message = _assert_message(node)
         if message is not False:
             label = short_label(_text(message))
@@ -184,7 +184,7 @@ def _assert_labels(filename: str, source: str) -> dict[tuple[str, int], str]:
 
 def _through_call(source: str, check: str) -> str:
     """The cell's code up to the last top-level statement calling ``check`` (or all of it)."""
-    tree, lines = _parse(source), plain_python(source).splitlines()
+    tree, lines = parse_cell(source), plain_python(source).splitlines()
     ends = [stmt.end_lineno for stmt in (tree.body if tree else [])
             if check in called_names(ast.unparse(stmt))]
     return "\n".join(lines[:max(ends, default=len(lines))])
@@ -200,11 +200,11 @@ def trusted_code(exercise: Exercise) -> TrustedCode:
              if c.cell_type == "code"]
     setup = [(f"<exercise cell {i}>", plain_python(c.source)) for i, c in enumerate(cells)
              if i == 0 or ("### BEGIN SOLUTION" not in c.source
-                           and _defines_check(_parse(c.source)))]
+                           and _defines_check(parse_cell(c.source)))]
     checks, places = {}, []
     for check in exercise.checks:
         places.append(next(i for i, c in enumerate(cells) if check in called_names(c.source)
-                           and not _defines_check(_parse(c.source))))
+                           and not _defines_check(parse_cell(c.source))))
         checks[check] = (f"<check {check}>", _through_call(cells[places[-1]].source, check))
     labels: dict[tuple[str, int], str] = {}
     for filename, source in [*setup, *checks.values()]:

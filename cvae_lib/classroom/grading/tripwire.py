@@ -14,11 +14,12 @@ is built; code that reaches the means without naming any is not seen (the guide 
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import nbformat
 
-from cvae_lib.classroom.grading.notebooks import plain_python
+from cvae_lib.classroom.grading.notebooks import parse_cell
 
 MODULES = {"gc", "ctypes", "inspect", "signal", "sys", "builtins", "importlib", "marshal",
            "types", "threading", "_thread", "os", "subprocess", "copyreg", "weakref", "atexit",
@@ -48,18 +49,15 @@ def _targets(node: ast.AST) -> list[ast.expr]:
     return []
 
 
-def _imported(tree: ast.AST) -> set[str]:
-    """The names that import statements bind."""
-    return {(alias.asname or alias.name).split(".")[0] for node in ast.walk(tree)
-            if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+def _imported(trees: list[ast.Module]) -> set[str]:
+    """The names that the import statements of the cells bind."""
+    return {(alias.asname or alias.name).split(".")[0] for tree in trees
+            for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names}
 
 
-def cell_findings(source: str, imported: set[str]) -> list[str]:
+def cell_findings(tree: ast.Module, imported: set[str]) -> list[str]:
     """What one cell does that reaches into Python (``imported``: the notebook's imports)."""
-    try:
-        tree = ast.parse(plain_python(source))
-    except (SyntaxError, RecursionError, MemoryError, ValueError):
-        return []  # it cannot run either
     found = []
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -78,23 +76,23 @@ def cell_findings(source: str, imported: set[str]) -> list[str]:
     return found
 
 
+def findings(nb: nbformat.NotebookNode) -> list[str]:
+    """Everything in the notebook's code cells that reaches into Python, each named once (a
+    cell that does not parse cannot run either)."""
+    trees = [tree for cell in nb.cells if cell.cell_type == "code"
+             if (tree := parse_cell(cell.source)) is not None]
+    imported = _imported(trees)
+    return list(dict.fromkeys(f for tree in trees for f in cell_findings(tree, imported)))
+
+
+@cache
+def _solution_findings(solution: Path) -> tuple[str, ...]:
+    """What an exercise's own solution notebook does that would be flagged (read once)."""
+    return tuple(findings(nbformat.read(solution, as_version=4)))
+
+
 def suspicious(nb: nbformat.NotebookNode, solution: Path | None) -> list[str]:
     """What the submission does that reaches into Python and its exercise's own solution does
     not (05's table of changes reads fields with ``getattr``)."""
-    ours = findings(nbformat.read(solution, as_version=4)) if solution is not None else []
+    ours = _solution_findings(solution) if solution is not None else ()
     return [found for found in findings(nb) if found not in ours]
-
-
-def findings(nb: nbformat.NotebookNode) -> list[str]:
-    """Everything in the notebook's code cells that reaches into Python, each named once."""
-    cells = [cell.source for cell in nb.cells if cell.cell_type == "code"]
-    imported = set().union(*(_imported(_parse_or_empty(source)) for source in cells))
-    return list(dict.fromkeys(f for source in cells for f in cell_findings(source, imported)))
-
-
-def _parse_or_empty(source: str) -> ast.AST:
-    """A cell's syntax tree, or an empty module if it does not parse."""
-    try:
-        return ast.parse(plain_python(source))
-    except (SyntaxError, RecursionError, MemoryError, ValueError):
-        return ast.Module(body=[], type_ignores=[])
